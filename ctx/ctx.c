@@ -1,0 +1,250 @@
+/*
+ * ctx/: context variables and snapshots. See ctx/wctx.h for the lifetime
+ * model (scopes, owned vs borrowed contexts) and docs/context.md.
+ *
+ * A context is an immutable array indexed by variable: vals[var->index] is
+ * the variable's value, or WCTX_UNSET. Reading is one bounds check and one
+ * load, whatever the number of variables; setting copies the array.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "ctx/wctx.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct weft_ctx {
+    /* 16-byte alignment: sched/ keeps flags in the low pointer bits. */
+    _Alignas(16) atomic_size_t refs;
+    size_t n;       /* entries in vals */
+    void  *vals[];  /* by variable index; WCTX_UNSET where not set */
+};
+
+struct weft_ctx_var {
+    size_t               index;   /* unique, into weft_ctx.vals */
+    void                *initial;
+    char                *name;    /* for debuggers only; may be NULL */
+    struct weft_ctx_var *next;    /* all variables, newest first */
+};
+
+_Thread_local wctx_scope *wctx_top;
+_Thread_local wctx_scope wctx_base;
+
+/* Marks an entry that was never set; a private address no caller can pass. */
+static char wctx_unset_;
+#define WCTX_UNSET ((void *)&wctx_unset_)
+
+/* "Captured empty context": weft_ctx_capture must not return NULL (that
+ * means ENOMEM), but the empty context is NULL. This node stands for it
+ * outside scopes; it is never counted and never freed. */
+static struct weft_ctx wctx_empty_ = { .refs = 1, .n = 0 };
+
+static atomic_size_t wctx_next_index_;
+/* Every variable ever made, so that leak checkers see them as reachable. */
+static _Atomic(struct weft_ctx_var *) wctx_vars_;
+
+/* Releases the base scope's context when a thread exits. */
+static pthread_once_t wctx_key_once_ = PTHREAD_ONCE_INIT;
+static pthread_key_t  wctx_key_;
+static int            wctx_key_err_;
+
+/* ------------------------------------------------------------------------ */
+/* Reference counting                                                        */
+/* ------------------------------------------------------------------------ */
+
+void wctx_retain(struct weft_ctx *ctx)
+{
+    if (!ctx || ctx == &wctx_empty_)
+        return;
+    /* Relaxed: the caller already holds a reference (its own or one that
+     * backs its borrowed scope), so the node cannot be freed meanwhile and
+     * there is nothing new to publish. */
+    atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+}
+
+void wctx_release(struct weft_ctx *ctx)
+{
+    if (!ctx || ctx == &wctx_empty_)
+        return;
+    /* acq_rel, pairs with this same fetch_sub in the other holders: the
+     * release half orders this holder's reads of vals before the decrement,
+     * the acquire half (used by whoever reaches zero) orders every holder's
+     * reads before the free. One RMW instead of a release decrement plus an
+     * acquire fence, because TSan does not model standalone fences. */
+    if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) == 1)
+        free(ctx);
+}
+
+void wctx_drop_owned_(wctx_scope *s)
+{
+    wctx_release(s->cur);
+    s->cur = NULL; /* no dangling pointer if the scope is looked at again */
+    s->owned = false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Thread exit                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Runs at thread exit while _Thread_local storage is still usable (glibc
+ * runs key destructors before freeing static TLS). A scope left open by
+ * pthread_exit inside weft_ctx_run is not unwound: its context leaks. */
+static void wctx_thread_exit_(void *unused)
+{
+    (void)unused;
+    if (wctx_base.owned)
+        wctx_drop_owned_(&wctx_base);
+}
+
+static void wctx_key_init_(void)
+{
+    wctx_key_err_ = pthread_key_create(&wctx_key_, wctx_thread_exit_);
+}
+
+/* Arms the thread-exit release for this thread. Checked through the key's
+ * own value rather than a flag: pthread clears it before calling the
+ * destructor, so a set made by a later destructor re-arms it (glibc then
+ * runs destructors again, up to PTHREAD_DESTRUCTOR_ITERATIONS rounds). */
+static int wctx_arm_thread_exit_(void)
+{
+    pthread_once(&wctx_key_once_, wctx_key_init_);
+    if (wctx_key_err_)
+        return ENOMEM; /* no key could be had; keep nothing we can't free */
+    if (pthread_getspecific(wctx_key_))
+        return 0;
+    return pthread_setspecific(wctx_key_, &wctx_key_) ? ENOMEM : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Contexts                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static struct weft_ctx *wctx_alloc_(size_t n)
+{
+    const size_t head = offsetof(struct weft_ctx, vals);
+    if (n > (SIZE_MAX - head - 15) / sizeof(void *))
+        return NULL;
+    /* aligned_alloc wants a multiple of the alignment. */
+    size_t size = (head + n * sizeof(void *) + 15) & ~(size_t)15;
+    struct weft_ctx *c = aligned_alloc(16, size);
+    if (!c)
+        return NULL;
+    /* Not yet shared: the release that publishes it is sched/'s handoff or
+     * the capture's caller's own. */
+    atomic_init(&c->refs, 1);
+    c->n = n;
+    return c;
+}
+
+int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial)
+{
+    if (!var)
+        return EINVAL;
+    struct weft_ctx_var *v = malloc(sizeof *v);
+    if (!v)
+        return ENOMEM;
+    v->name = NULL;
+    if (name && !(v->name = strdup(name))) {
+        free(v);
+        return ENOMEM;
+    }
+    v->initial = initial;
+    /* Relaxed: only uniqueness matters; the index is published with the
+     * variable by whatever hands the pointer to other threads. */
+    v->index = atomic_fetch_add_explicit(&wctx_next_index_, 1,
+                                         memory_order_relaxed);
+    /* Relaxed push: no thread ever reads the list, it only keeps the nodes
+     * reachable. Lock-free, so it is safe in a child after fork(). */
+    struct weft_ctx_var *head =
+        atomic_load_explicit(&wctx_vars_, memory_order_relaxed);
+    do
+        v->next = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &wctx_vars_, &head, v, memory_order_relaxed, memory_order_relaxed));
+    *var = v;
+    return 0;
+}
+
+void *weft_ctx_get(const weft_ctx_var *var)
+{
+    if (!var)
+        return NULL;
+    /* Plain loads: a context is immutable once another thread can see it,
+     * and sched/'s handoff (or the capture's caller) published it. */
+    const struct weft_ctx *c = wctx_current();
+    if (c && var->index < c->n) {
+        void *v = c->vals[var->index];
+        if (v != WCTX_UNSET)
+            return v;
+    }
+    return var->initial;
+}
+
+int weft_ctx_set(weft_ctx_var *var, void *value)
+{
+    if (!var)
+        return EINVAL;
+    wctx_scope *s = wctx_scope_current();
+    struct weft_ctx *old = s->cur;
+    size_t oldn = old ? old->n : 0;
+    size_t i = var->index;
+
+    /* Same value already set: the new context would equal the old one. */
+    if (i < oldn && old->vals[i] == value)
+        return 0;
+
+    size_t n = i < oldn ? oldn : i + 1;
+    struct weft_ctx *c = i < SIZE_MAX ? wctx_alloc_(n) : NULL;
+    if (!c)
+        return ENOMEM;
+    if (oldn)
+        memcpy(c->vals, old->vals, oldn * sizeof c->vals[0]);
+    for (size_t k = oldn; k < n; k++)
+        c->vals[k] = WCTX_UNSET;
+    c->vals[i] = value;
+
+    if (s == &wctx_base && !s->owned) {
+        int err = wctx_arm_thread_exit_();
+        if (err) {
+            free(c);
+            return err;
+        }
+    }
+    bool was_owned = s->owned;
+    s->cur = c;
+    s->owned = true;
+    /* Borrowed: whoever lent it still holds the reference. */
+    if (was_owned)
+        wctx_release(old);
+    return 0;
+}
+
+weft_ctx *weft_ctx_capture(void)
+{
+    struct weft_ctx *c = wctx_current();
+    if (!c)
+        return &wctx_empty_;
+    wctx_retain(c);
+    return c;
+}
+
+int weft_ctx_run(weft_ctx *ctx, weft_fn fn, void *arg)
+{
+    if (!ctx || !fn)
+        return EINVAL;
+    /* Scopes hold NULL for the empty context, never the static node. */
+    wctx_scope s;
+    wctx_enter(&s, ctx == &wctx_empty_ ? NULL : ctx);
+    int r = fn(arg);
+    wctx_leave(&s);
+    return r;
+}
+
+void weft_ctx_release(weft_ctx *ctx)
+{
+    wctx_release(ctx);
+}

@@ -1,0 +1,89 @@
+/*
+ * ctx/ private interface: context snapshots and execution scopes.
+ *
+ * A context (struct weft_ctx) is an immutable map from variables to values.
+ * The empty context is NULL. weft_ctx_set never mutates a context: it builds a
+ * new one. So a snapshot is just a pointer, and taking one costs O(1).
+ *
+ * Lifetimes. Every non-NULL context has an atomic reference count. Who holds
+ * references:
+ *   - a scope that *owns* its current context (scope->owned): the context was
+ *     made by weft_ctx_set in that scope, or the scope is a thread's base
+ *     scope;
+ *   - weft_ctx_capture's caller, until weft_ctx_release;
+ *   - sched/: a flow that pinned its opener's context (wctx_retain at open,
+ *     wctx_release at close), and a task whose spawner's context was not the
+ *     flow's pin (retained at spawn, released when the task ends).
+ * A scope whose current context is *borrowed* (a task running its spawn-time
+ * snapshot, weft_ctx_run's scope) holds no reference: the structure of flows
+ * guarantees that the snapshot outlives the scope. That is what keeps the
+ * fork-join spawn path free of atomic read-modify-writes on shared lines.
+ *
+ * Scopes. Each thread has a base scope; sched/ pushes a scope around every
+ * task it runs (wctx_enter/wctx_leave), weft_ctx_run pushes one around its
+ * function. weft_ctx_set changes the innermost scope only.
+ *
+ * ctx/ depends on nothing else of weft's.
+ */
+#ifndef WEFT_CTX_WCTX_H
+#define WEFT_CTX_WCTX_H
+
+#include <stdbool.h>
+#include "weft.h"
+
+typedef struct wctx_scope {
+    struct weft_ctx   *cur;   /* current context; NULL is the empty one */
+    bool               owned; /* this scope holds a reference on cur */
+    struct wctx_scope *prev;  /* enclosing scope on this thread */
+} wctx_scope;
+
+/* The innermost scope of this thread; NULL means the thread's base scope. */
+/* initial-exec: a plain %fs-relative access, not a __tls_get_addr call, on
+ * every spawn and get (the definitions in ctx.c must use the same model). */
+extern _Thread_local wctx_scope *wctx_top __attribute__((tls_model("initial-exec")));
+extern _Thread_local wctx_scope wctx_base __attribute__((tls_model("initial-exec")));
+
+static inline wctx_scope *wctx_scope_current(void)
+{
+    wctx_scope *s = wctx_top;
+    return s ? s : &wctx_base;
+}
+
+/* The current context, for a snapshot at spawn. No reference is taken. */
+static inline struct weft_ctx *wctx_current(void)
+{
+    return wctx_scope_current()->cur;
+}
+
+/* Whether the current scope owns its context (then a flow opened now must pin
+ * it with wctx_retain, because a later weft_ctx_set would drop it). */
+static inline bool wctx_current_owned(void)
+{
+    return wctx_scope_current()->owned;
+}
+
+/* Enters a scope whose current context is ctx, borrowed (no reference).
+ * The scope lives in the caller's frame. */
+static inline void wctx_enter(wctx_scope *s, struct weft_ctx *ctx)
+{
+    s->cur = ctx;
+    s->owned = false;
+    s->prev = wctx_top;
+    wctx_top = s;
+}
+
+void wctx_drop_owned_(wctx_scope *s);
+
+/* Leaves the innermost scope s, releasing what it owns. */
+static inline void wctx_leave(wctx_scope *s)
+{
+    if (s->owned)
+        wctx_drop_owned_(s);
+    wctx_top = s->prev;
+}
+
+/* Reference counting; both accept NULL. */
+void wctx_retain(struct weft_ctx *ctx);
+void wctx_release(struct weft_ctx *ctx);
+
+#endif /* WEFT_CTX_WCTX_H */

@@ -1,0 +1,153 @@
+/*
+ * queue/wq_deque.h — the per-worker work-stealing deque.
+ *
+ * A Chase-Lev deque split in two (the idea of Lace's split deque, our own
+ * formulation; docs/deque.md has the argument):
+ *
+ *      top                split                bottom
+ *       |   shared: thieves  |   private: owner    |
+ *       v   steal here       v   only              v
+ *   ... [ a ][ b ][ c ][ d ][ e ][ f ][ g ] ...
+ *
+ * Items in [top, split) may be stolen; items in [split, bottom) are the
+ * owner's alone, so the owner pushes and takes them with plain (relaxed)
+ * accesses: no fence, no locked instruction. A thief that finds the shared
+ * part empty raises want_split; the owner notices on its next push and
+ * publishes the older half of its private items with one release store of
+ * split. Only when the private part is empty does the owner take from the
+ * shared part, and then it runs the Chase-Lev take protocol on split
+ * (Lê, Pop, Cohen, Zappa Nardelli, PPoPP 2013) with split in bottom's role.
+ *
+ * Items are four machine words, stored in atomic slots accessed relaxed
+ * (a stale thief may read a slot the owner is rewriting; it then loses its
+ * CAS on top and discards what it read). Indices are signed 64-bit and only
+ * grow, so there is no underflow and no wrap in practice (2^63 steals).
+ *
+ * The array grows when full; old arrays stay on a garbage list until the
+ * deque is destroyed, because a thief may still be reading one. Their total
+ * size is below the largest one's, so memory stays bounded by 2x the peak.
+ *
+ * Threading: wq_deque_push/take/publish/bottom are for the owner thread
+ * only; wq_deque_steal and wq_deque_stealable for any thread.
+ */
+#ifndef WEFT_QUEUE_WQ_DEQUE_H
+#define WEFT_QUEUE_WQ_DEQUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define WQ_CACHELINE 64
+
+typedef struct wq_item {
+    uintptr_t w[4];
+} wq_item;
+
+typedef struct wq_slot {
+    _Atomic(uintptr_t) w[4];
+} wq_slot;
+
+typedef struct wq_array {
+    int64_t          mask;    /* capacity - 1; capacity is a power of two */
+    struct wq_array *garbage; /* older arrays, kept until the deque dies */
+    wq_slot          slots[];
+} wq_array;
+
+typedef struct wq_deque {
+    /* Thieves' line: read by every steal, CASed by successful ones. */
+    _Alignas(WQ_CACHELINE) _Atomic(int64_t) top;
+    _Atomic(int64_t) split;
+    _Atomic(wq_array *) array;
+
+    /* Written by starving thieves, read by the owner on each push. */
+    _Alignas(WQ_CACHELINE) _Atomic(int) want_split;
+
+    /* Owner's line: never written by another thread. */
+    _Alignas(WQ_CACHELINE) int64_t bottom;
+    int64_t   split_own; /* the owner's copy of split (it is the only writer) */
+    int64_t   top_seen;  /* a lower bound of top, to detect "full" cheaply */
+    wq_array *arr;       /* the owner's copy of array */
+} wq_deque;
+
+enum { WQ_EMPTY = 0, WQ_STOLEN = 1, WQ_RETRY = 2 };
+
+/* log2_capacity: initial capacity (it grows). 0 or ENOMEM. */
+int  wq_deque_init(wq_deque *d, unsigned log2_capacity);
+void wq_deque_destroy(wq_deque *d);
+
+/* Slow paths of the inline owner operations. */
+int  wq_deque_grow_(wq_deque *d);
+bool wq_deque_take_shared_(wq_deque *d, wq_item *out);
+
+/* Owner: moves private items into the shared part: half of them (rounded
+ * up), or all when all is true. Clears want_split. */
+void wq_deque_publish(wq_deque *d, bool all);
+
+static inline void wq_slot_store_(wq_slot *s, const wq_item *it)
+{
+    for (int i = 0; i < 4; i++)
+        atomic_store_explicit(&s->w[i], it->w[i], memory_order_relaxed);
+}
+
+static inline void wq_slot_load_(wq_slot *s, wq_item *it)
+{
+    for (int i = 0; i < 4; i++)
+        it->w[i] = atomic_load_explicit(&s->w[i], memory_order_relaxed);
+}
+
+/* Owner: pushes it at the bottom, into the private part. 0 or ENOMEM. */
+static inline int wq_deque_push(wq_deque *d, const wq_item *it)
+{
+    int64_t b = d->bottom;
+    if (__builtin_expect(b - d->top_seen > d->arr->mask, 0)) {
+        int err = wq_deque_grow_(d);
+        if (err)
+            return err;
+    }
+    wq_slot_store_(&d->arr->slots[b & d->arr->mask], it);
+    /* Private: no ordering needed until publish's release store of split. */
+    d->bottom = b + 1;
+    if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
+        wq_deque_publish(d, false);
+    return 0;
+}
+
+/* Owner: takes the newest item (LIFO). false when the deque is empty. */
+static inline bool wq_deque_take(wq_deque *d, wq_item *out)
+{
+    int64_t b = d->bottom;
+    if (__builtin_expect(b > d->split_own, 1)) {
+        d->bottom = --b;
+        wq_slot_load_(&d->arr->slots[b & d->arr->mask], out);
+        return true;
+    }
+    return wq_deque_take_shared_(d, out);
+}
+
+/* Owner: the index one past the newest item. Items pushed later get larger
+ * indices, so a caller can take back "everything pushed since" a mark. */
+static inline int64_t wq_deque_bottom(const wq_deque *d)
+{
+    return d->bottom;
+}
+
+/* Owner: whether there are private items that thieves cannot see. */
+static inline bool wq_deque_has_private(const wq_deque *d)
+{
+    return d->bottom > d->split_own;
+}
+
+/* Any thread: steals the oldest shared item. WQ_STOLEN, WQ_EMPTY, or
+ * WQ_RETRY when it lost a race (the deque may still have items). */
+int wq_deque_steal(wq_deque *d, wq_item *out);
+
+/* Any thread: whether a steal could succeed now (a hint; seq_cst loads so
+ * that a sleeper's last check pairs with a publisher's, see sched/park.c). */
+static inline bool wq_deque_stealable(wq_deque *d)
+{
+    int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
+    int64_t s = atomic_load_explicit(&d->split, memory_order_seq_cst);
+    return t < s;
+}
+
+#endif /* WEFT_QUEUE_WQ_DEQUE_H */

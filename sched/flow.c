@@ -1,0 +1,358 @@
+/*
+ * sched/flow.c — flows (structured task groups with a join barrier), spawn,
+ * running a task, cancellation.
+ *
+ * Counting without shared read-modify-writes. A flow's opener, when it is a
+ * worker of the flow's pool (the owner), counts the tasks it spawns in a
+ * plain field, local_pending, and pushes them onto its own deque as WS_LOCAL.
+ * If it takes one back itself, it decrements local_pending: no atomic at all.
+ * If a thief runs one, the thief decrements the atomic state instead, which
+ * can go negative. At close the owner drains its deque down to where it was
+ * when the flow opened, then moves what is left of local_pending (exactly
+ * the stolen ones) into state. Every other spawn (by another thread, or into
+ * a flow without owner) is WS_REMOTE: counted into state at spawn and out at
+ * completion. So state + local_pending never undercounts, and when the owner
+ * has moved local_pending in, state reaches zero exactly when the last task
+ * is done. docs/scheduler.md has the argument.
+ *
+ * A task's last access to its flow is the decrement; the closer sleeps on
+ * the same word, so waking it needs no further access (ws_futex_wake only
+ * passes the address).
+ */
+#include "sched/ws.h"
+
+#include <limits.h>
+#include <string.h>
+
+_Atomic(uint64_t) ws_cancel_epoch = 1;
+
+static inline ws_flow *ws_flow_of(weft_flow *f)
+{
+    return (ws_flow *)f;
+}
+
+static _Atomic(uint32_t) *ws_state_word(ws_flow *f)
+{
+    /* The low 32 bits of state (little-endian on x86-64 and ARM64 Linux):
+     * they change whenever the count does, which is all futex_wait needs. */
+    return (_Atomic(uint32_t) *)(void *)&f->state;
+}
+
+/* ---- cancellation ------------------------------------------------------ */
+
+bool ws_flow_is_canceled(ws_flow *f)
+{
+    /* Acquire pairs with the release increment in weft_flow_cancel: whoever
+     * sees the new epoch sees the canceled flag stored before it. */
+    uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+    uint64_t c = atomic_load_explicit(&f->cancel_cache, memory_order_relaxed);
+    if (WS_LIKELY((c >> 1) == e))
+        return c & 1;
+    bool canceled = false;
+    for (ws_flow *g = f; g; g = g->parent) {
+        if (atomic_load_explicit(&g->canceled, memory_order_relaxed)) {
+            canceled = true;
+            break;
+        }
+    }
+    atomic_store_explicit(&f->cancel_cache, e << 1 | canceled, memory_order_relaxed);
+    return canceled;
+}
+
+static void ws_flow_cancel(ws_flow *f)
+{
+    if (atomic_load_explicit(&f->canceled, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&f->canceled, 1, memory_order_relaxed);
+    /* Release pairs with the acquire load of the epoch in
+     * ws_flow_is_canceled: it invalidates every flow's cached answer. */
+    atomic_fetch_add_explicit(&ws_cancel_epoch, 1, memory_order_release);
+}
+
+static bool ws_flow_is_open(ws_flow *f)
+{
+    uint32_t m = atomic_load_explicit(&f->magic, memory_order_relaxed);
+    return m == WS_FLOW_OPEN || m == WS_FLOW_CLOSING;
+}
+
+void weft_flow_cancel(weft_flow *flow)
+{
+    ws_flow *f = ws_flow_of(flow);
+    if (f && ws_flow_is_open(f))
+        ws_flow_cancel(f);
+}
+
+bool weft_flow_canceled(const weft_flow *flow)
+{
+    ws_flow *f = (ws_flow *)flow;
+    return f && ws_flow_is_canceled(f);
+}
+
+weft_flow *weft_current_flow(void)
+{
+    return (weft_flow *)ws_cur_flow;
+}
+
+/* ---- running a task ---------------------------------------------------- */
+
+static void ws_flow_done_remote(ws_flow *f)
+{
+    /* Release: the task's effects happen before the closer's acquire load of
+     * state that reads zero (every decrement continues the release
+     * sequence). This is our last access to *f. */
+    int64_t now = atomic_fetch_sub_explicit(&f->state, 2, memory_order_release) - 2;
+    if (now == WS_WAITER)
+        ws_futex_wake(ws_state_word(f), INT_MAX);
+}
+
+static void ws_run_join(const wq_item *it)
+{
+    ws_join_frame *jf = (ws_join_frame *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
+    weft_fn fn = (weft_fn)it->w[0];
+    ws_flow *prev = ws_cur_flow;
+    ws_cur_flow = jf->flow;
+    wctx_scope s;
+    wctx_enter(&s, (struct weft_ctx *)it->w[3]);
+    int r = fn((void *)it->w[1]);
+    wctx_leave(&s);
+    ws_cur_flow = prev;
+    jf->result = r;
+    /* Release pairs with the joiner's acquire load of done: it sees result
+     * and everything the task did. Our last access to the frame. */
+    uint32_t old = atomic_fetch_or_explicit(&jf->done, 1, memory_order_release);
+    if (old & 2)
+        ws_futex_wake(&jf->done, 1);
+}
+
+void ws_run(ws_worker *w, const wq_item *it, bool popped)
+{
+    (void)w;
+    unsigned kind = it->w[2] & WS_KIND_MASK;
+    if (kind == WS_JOIN) {
+        ws_run_join(it);
+        return;
+    }
+    ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
+    struct weft_ctx *ctx = (struct weft_ctx *)(it->w[3] & ~WS_CTX_REF);
+    if (WS_LIKELY(!ws_flow_is_canceled(f))) {
+        ws_flow *prev = ws_cur_flow;
+        ws_cur_flow = f;
+        weft_fn fn = (weft_fn)it->w[0];
+        int r;
+        if (f->flags & WS_FLOW_NO_CTX) {
+            r = fn((void *)it->w[1]);
+        } else {
+            wctx_scope s;
+            wctx_enter(&s, ctx);
+            r = fn((void *)it->w[1]);
+            wctx_leave(&s);
+        }
+        ws_cur_flow = prev;
+        if (WS_UNLIKELY(r != 0)) {
+            int zero = 0;
+            /* First error wins; the closer reads it after its acquire load
+             * of state, which our release decrement below precedes. */
+            atomic_compare_exchange_strong_explicit(&f->error, &zero, r, memory_order_relaxed,
+                                                    memory_order_relaxed);
+            ws_flow_cancel(f);
+        }
+    }
+    if (it->w[3] & WS_CTX_REF)
+        wctx_release(ctx);
+    if (kind == WS_LOCAL && popped)
+        f->local_pending--; /* we are the owner: plain */
+    else
+        ws_flow_done_remote(f);
+}
+
+/* ---- open / spawn / close ---------------------------------------------- */
+
+int weft_flow_open(weft_flow *flow, weft_pool *pool)
+{
+    if (!flow)
+        return EINVAL;
+    ws_worker *w = ws_self;
+    if (!pool)
+        pool = w ? w->pool : weft_default_pool();
+    if (!pool)
+        return ENOMEM;
+    ws_flow *f = ws_flow_of(flow);
+    ws_worker *owner = (w && w->pool == pool) ? w : NULL;
+    if (!owner) {
+        if (!ws_pool_usable(pool))
+            return EINVAL;
+        /* seq_cst pairs with weft_pool_destroy's CAS of stopping and load
+         * of ext_open: a destroy either sees this flow or we see it. */
+        atomic_fetch_add_explicit(&pool->ext_open, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&pool->stopping, memory_order_seq_cst)) {
+            atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_relaxed);
+            return EINVAL;
+        }
+    }
+    f->flags = 0;
+    f->pool = pool;
+    f->owner = owner;
+    f->parent = ws_cur_flow;
+    f->base = owner ? wq_deque_bottom(&owner->deque) : 0;
+    f->local_pending = 0;
+    if (pool->flags & WEFT_POOL_NO_CTX) {
+        f->flags |= WS_FLOW_NO_CTX;
+        f->ctx_pin = NULL;
+    } else {
+        /* A task's spawn-time snapshot outlives every flow the task opens;
+         * a context the current scope owns could be dropped by a later
+         * weft_ctx_set, so pin it (a task-private line, not a shared one). */
+        f->ctx_pin = wctx_current();
+        if (f->ctx_pin && wctx_current_owned()) {
+            wctx_retain(f->ctx_pin);
+            f->flags |= WS_FLOW_PIN_OWNED;
+        }
+    }
+    atomic_init(&f->state, 0);
+    atomic_init(&f->error, 0);
+    atomic_init(&f->canceled, 0);
+    atomic_init(&f->cancel_cache, 0);
+    /* Published to other threads only through spawned tasks (release/acquire
+     * in the queues), so relaxed is enough. */
+    atomic_store_explicit(&f->magic, WS_FLOW_OPEN, memory_order_relaxed);
+    return 0;
+}
+
+int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
+{
+    ws_flow *f = ws_flow_of(flow);
+    if (WS_UNLIKELY(!f || !fn || !ws_flow_is_open(f)))
+        return EINVAL;
+    wq_item it;
+    it.w[0] = (uintptr_t)fn;
+    it.w[1] = (uintptr_t)arg;
+    it.w[3] = 0;
+    if (!(f->flags & WS_FLOW_NO_CTX)) {
+        struct weft_ctx *c = wctx_current();
+        it.w[3] = (uintptr_t)c;
+        if (c != f->ctx_pin) {
+            /* Not covered by the flow's pin: the task keeps its own ref. */
+            wctx_retain(c);
+            if (c)
+                it.w[3] |= WS_CTX_REF;
+        }
+    }
+    ws_worker *w = ws_self;
+    int err;
+    if (WS_LIKELY(w && w == f->owner)) {
+        it.w[2] = (uintptr_t)f | WS_LOCAL;
+        f->local_pending++;
+        err = wq_deque_push(&w->deque, &it);
+        if (WS_LIKELY(!err)) {
+            ws_after_push(w);
+            return 0;
+        }
+        f->local_pending--;
+    } else {
+        it.w[2] = (uintptr_t)f | WS_REMOTE;
+        /* Relaxed: the matching decrement comes after the task is handed
+         * over through a release/acquire pair, so it cannot precede this. */
+        atomic_fetch_add_explicit(&f->state, 2, memory_order_relaxed);
+        if (w && w->pool == f->pool) {
+            err = wq_deque_push(&w->deque, &it);
+            if (!err)
+                ws_after_push(w);
+        } else {
+            err = wq_inject_push(&f->pool->inject, &it);
+            if (!err)
+                ws_notify(f->pool, 1);
+        }
+        if (!err)
+            return 0;
+        atomic_fetch_sub_explicit(&f->state, 2, memory_order_relaxed);
+    }
+    if (it.w[3] & WS_CTX_REF)
+        wctx_release((struct weft_ctx *)(it.w[3] & ~WS_CTX_REF));
+    return err;
+}
+
+/* Sleeps until state changes (or timeout_ns passes, if > 0). */
+static void ws_flow_sleep(ws_flow *f, int64_t s, long timeout_ns)
+{
+    if (!(s & WS_WAITER)) {
+        /* acq_rel? no: the flag only asks for a wake-up; relaxed CAS, and
+         * the futex compares the word atomically in the kernel. */
+        if (!atomic_compare_exchange_strong_explicit(&f->state, &s, s | WS_WAITER,
+                                                     memory_order_relaxed, memory_order_relaxed))
+            return; /* changed: look again */
+        s |= WS_WAITER;
+    }
+    ws_futex_wait(ws_state_word(f), (uint32_t)s, timeout_ns);
+}
+
+/* Waits until every task counted in state is done. A worker helps its own
+ * pool meanwhile; any other thread spins briefly, then sleeps. */
+static void ws_flow_wait(ws_flow *f, ws_worker *w)
+{
+    long nap = 50000; /* a worker's nap grows to 1 ms: see docs/scheduler.md */
+    for (unsigned spins = 0;;) {
+        /* Acquire pairs with the release decrements in ws_flow_done_remote. */
+        int64_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+        if ((s >> 1) == 0)
+            return;
+        if (w) {
+            if (w == f->owner && f->local_pending)
+                return; /* a helped task spawned into f locally: drain first */
+            if (ws_help(w)) {
+                spins = 0;
+                continue;
+            }
+        }
+        if (++spins < 200) {
+            ws_cpu_relax();
+            continue;
+        }
+        ws_flow_sleep(f, s, w ? nap : 0);
+        if (w && nap < 1000000)
+            nap *= 2;
+    }
+}
+
+int weft_flow_close(weft_flow *flow)
+{
+    ws_flow *f = ws_flow_of(flow);
+    if (!f)
+        return EINVAL;
+    ws_worker *w = ws_self;
+    uint32_t open = WS_FLOW_OPEN;
+    if (f->owner && f->owner != w)
+        return EINVAL; /* a task's flow is closed by that task */
+    if (!atomic_compare_exchange_strong_explicit(&f->magic, &open, WS_FLOW_CLOSING,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return EINVAL;
+
+    if (w && w == f->owner) {
+        for (;;) {
+            wq_item it;
+            while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
+                ws_run(w, &it, true);
+            if (f->local_pending) {
+                /* What is left was stolen: hand the count to the thieves. */
+                atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
+                f->local_pending = 0;
+            }
+            if ((atomic_load_explicit(&f->state, memory_order_acquire) >> 1) == 0)
+                break;
+            /* Let idle workers have what we hold below our base meanwhile. */
+            ws_offer_private(w);
+            ws_flow_wait(f, w);
+        }
+    } else {
+        ws_flow_wait(f, w);
+    }
+
+    if (!f->owner)
+        atomic_fetch_sub_explicit(&f->pool->ext_open, 1, memory_order_release);
+    if (f->flags & WS_FLOW_PIN_OWNED)
+        wctx_release(f->ctx_pin);
+    int err = atomic_load_explicit(&f->error, memory_order_relaxed);
+    if (!err && ws_flow_is_canceled(f))
+        err = ECANCELED;
+    atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
+    return err;
+}

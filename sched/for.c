@@ -1,0 +1,58 @@
+/*
+ * sched/for.c — weft_for: recursive halving with weft_join, so thieves take
+ * the larger, older halves first.
+ */
+#include "sched/ws.h"
+
+typedef struct ws_range {
+    size_t        begin, end, grain;
+    weft_range_fn fn;
+    void         *arg;
+} ws_range;
+
+static int ws_range_run(void *p)
+{
+    ws_range *r = p;
+    if (r->end - r->begin > r->grain) {
+        size_t mid = r->begin + (r->end - r->begin) / 2;
+        ws_range right = {mid, r->end, r->grain, r->fn, r->arg};
+        ws_range left = {r->begin, mid, r->grain, r->fn, r->arg};
+        /* Offer the right half, recurse into the left inline. */
+        return weft_join(ws_range_run, &right, ws_range_run, &left);
+    }
+    r->fn(r->begin, r->end, r->arg);
+    return 0;
+}
+
+int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain, weft_range_fn fn, void *arg)
+{
+    if (!fn || begin > end)
+        return EINVAL;
+    if (begin == end)
+        return 0;
+    ws_worker *w = ws_self;
+    if (!pool)
+        pool = w ? w->pool : weft_default_pool();
+    if (!pool)
+        return ENOMEM;
+    if (!ws_pool_usable(pool))
+        return EINVAL;
+    size_t n = end - begin;
+    if (grain == 0) {
+        /* About eight pieces per worker: enough slack to balance. */
+        grain = n / ((size_t)pool->nworkers * 8);
+        if (grain == 0)
+            grain = 1;
+    }
+    ws_range root = {begin, end, grain, fn, arg};
+    if (w && w->pool == pool)
+        return ws_range_run(&root);
+    /* Elsewhere: run the root as a task of the pool and wait for it. */
+    weft_flow flow;
+    int err = weft_flow_open(&flow, pool);
+    if (err)
+        return err;
+    err = weft_spawn(&flow, ws_range_run, &root);
+    int cerr = weft_flow_close(&flow);
+    return err ? err : cerr;
+}

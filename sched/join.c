@@ -1,0 +1,115 @@
+/*
+ * sched/join.c — binary fork-join. On a worker, a's frame lives on the
+ * joiner's stack and only a four-word item is pushed: no allocation, and no
+ * atomic at all when nobody steals a.
+ */
+#include "sched/ws.h"
+
+typedef struct ws_join_half {
+    weft_fn fn;
+    void   *arg;
+    int     result;
+} ws_join_half;
+
+static int ws_join_half_run(void *p)
+{
+    ws_join_half *h = p;
+    h->result = h->fn(h->arg);
+    return 0; /* the result is reported by weft_join, not by the flow */
+}
+
+/* Not on a worker: run both on the default pool and sleep until done. */
+static int ws_join_elsewhere(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
+{
+    ws_join_half ha = {a, arg_a, 0}, hb = {b, arg_b, 0};
+    weft_flow flow;
+    int err = weft_flow_open(&flow, NULL);
+    if (err)
+        return err;
+    err = weft_spawn(&flow, ws_join_half_run, &ha);
+    if (!err)
+        err = weft_spawn(&flow, ws_join_half_run, &hb);
+    int cerr = weft_flow_close(&flow);
+    if (err)
+        return err;
+    if (cerr)
+        return cerr;
+    return ha.result ? ha.result : hb.result;
+}
+
+static int ws_call_in_scope(weft_fn fn, void *arg, struct weft_ctx *ctx, bool with_ctx)
+{
+    if (!with_ctx)
+        return fn(arg);
+    wctx_scope s;
+    wctx_enter(&s, ctx);
+    int r = fn(arg);
+    wctx_leave(&s);
+    return r;
+}
+
+int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
+{
+    if (!a || !b)
+        return EINVAL;
+    ws_worker *w = ws_self;
+    if (!w)
+        return ws_join_elsewhere(a, arg_a, b, arg_b);
+
+    bool with_ctx = !(w->pool->flags & WEFT_POOL_NO_CTX);
+    /* Borrowed: we do not return before a is done, and our scope cannot
+     * change its context while we are in here. */
+    struct weft_ctx *ctx = with_ctx ? wctx_current() : NULL;
+    ws_join_frame jf;
+    atomic_init(&jf.done, 0);
+    jf.result = 0;
+    jf.flow = ws_cur_flow;
+    wq_item it = {{(uintptr_t)a, (uintptr_t)arg_a, (uintptr_t)&jf | WS_JOIN, (uintptr_t)ctx}};
+    int64_t mark = wq_deque_bottom(&w->deque);
+    if (wq_deque_push(&w->deque, &it) != 0) {
+        /* No memory to offer a: run both here, in order. */
+        int ra = ws_call_in_scope(a, arg_a, ctx, with_ctx);
+        int rb = ws_call_in_scope(b, arg_b, ctx, with_ctx);
+        return ra ? ra : rb;
+    }
+    ws_after_push(w);
+
+    int rb = ws_call_in_scope(b, arg_b, ctx, with_ctx);
+
+    /* Take a back, running whatever b left above it. */
+    wq_item got;
+    while (wq_deque_bottom(&w->deque) > mark && wq_deque_take(&w->deque, &got)) {
+        if (got.w[2] == it.w[2]) {
+            int ra = ws_call_in_scope(a, arg_a, ctx, with_ctx);
+            return ra ? ra : rb;
+        }
+        ws_run(w, &got, true);
+    }
+
+    /* Stolen: help until the thief is done. */
+    long nap = 50000;
+    for (unsigned spins = 0;;) {
+        /* Acquire pairs with the release fetch_or in ws_run_join. */
+        uint32_t d = atomic_load_explicit(&jf.done, memory_order_acquire);
+        if (d & 1)
+            break;
+        if (ws_help(w)) {
+            spins = 0;
+            continue;
+        }
+        if (++spins < 200) {
+            ws_cpu_relax();
+            continue;
+        }
+        if (!(d & 2)) {
+            /* Ask for a wake-up; the futex compares the word in the kernel. */
+            atomic_compare_exchange_strong_explicit(&jf.done, &d, d | 2, memory_order_relaxed,
+                                                    memory_order_relaxed);
+            continue;
+        }
+        ws_futex_wait(&jf.done, d, nap);
+        if (nap < 1000000)
+            nap *= 2;
+    }
+    return jf.result ? jf.result : rb;
+}

@@ -1,0 +1,88 @@
+/*
+ * sched/park.c — idle workers sleep; a spawn wakes one with no lost wake-up.
+ *
+ * An event count on a futex word (the protocol ck_ec implements; written here
+ * on C11 atomics because ThreadSanitizer does not understand ck_pr). A worker
+ * that found nothing to do:
+ *   1. reads epoch,
+ *   2. announces itself in sleepers (seq_cst RMW),
+ *   3. looks once more for visible work (seq_cst loads),
+ *   4. sleeps in futex_wait(epoch, value read in 1).
+ * Whoever makes work visible (publishes deque items, pushes to the injection
+ * queue) then runs ws_notify: a seq_cst fence, a read of sleepers, and if
+ * there are any, an epoch increment and futex_wake.
+ * Why nothing is lost: steps 2-3 and the notifier's store-fence-load are the
+ * two halves of a Dekker pattern, so either the sleeper sees the work in step
+ * 3, or the notifier sees it in sleepers; the epoch increment then makes the
+ * futex_wait of step 4 return at once (value changed) or wakes it.
+ * docs/scheduler.md has the longer argument.
+ */
+#include "sched/ws.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns > 0) {
+        ts.tv_sec = timeout_ns / 1000000000L;
+        ts.tv_nsec = timeout_ns % 1000000000L;
+        tsp = &ts;
+    }
+    return (int)syscall(SYS_futex, (void *)addr, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+}
+
+/* Only an address is passed: the kernel does not touch the memory, so this is
+ * safe even after the word's owner may have freed it (a spurious wake-up at
+ * worst, which every futex waiter tolerates). */
+void ws_futex_wake(void *addr, int n)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static bool ws_work_visible(struct weft_pool *p)
+{
+    if (wq_inject_nonempty(&p->inject))
+        return true;
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (wq_deque_stealable(&p->workers[i]->deque))
+            return true;
+    return false;
+}
+
+void ws_notify(struct weft_pool *p, int n)
+{
+    /* Pairs with the seq_cst fetch_add of sleepers in ws_park_wait: our
+     * work store before it and the sleepers load after it cannot both be
+     * missed by a sleeper's announce-then-recheck. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&p->park.sleepers, memory_order_relaxed))
+        return;
+    /* Release pairs with the acquire load of epoch in ws_park_wait. */
+    atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
+    ws_futex_wake(&p->park.epoch, n);
+}
+
+void ws_park_wait(struct weft_pool *p, ws_worker *w)
+{
+    (void)w;
+    /* Acquire pairs with the release increment in ws_notify. */
+    uint32_t e = atomic_load_explicit(&p->park.epoch, memory_order_acquire);
+    /* seq_cst pairs with the fence in ws_notify (see the header comment). */
+    atomic_fetch_add_explicit(&p->park.sleepers, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p))
+        ws_futex_wait(&p->park.epoch, e, 0);
+    atomic_fetch_sub_explicit(&p->park.sleepers, 1, memory_order_relaxed);
+}
+
+void ws_offer_private(ws_worker *w)
+{
+    if (wq_deque_has_private(&w->deque)) {
+        wq_deque_publish(&w->deque, true);
+        ws_notify(w->pool, 1);
+    }
+}

@@ -1,0 +1,407 @@
+/*
+ * sched/pool.c — pools, workers, the worker loop, the default pool, fork.
+ */
+#include "sched/ws.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+_Thread_local ws_worker *ws_self WS_TLS;
+_Thread_local ws_flow *ws_cur_flow WS_TLS;
+uint64_t ws_fork_gen;
+
+/* Spin this many empty rounds (each a sweep of all victims) before parking,
+ * then yield this many: a stream of tiny tasks keeps workers awake, a pool
+ * with nothing to do is asleep within tens of microseconds. */
+enum { WS_SPIN_ROUNDS = 64, WS_YIELD_ROUNDS = 16 };
+
+static uint64_t ws_rand(ws_worker *w)
+{
+    /* xorshift64*: a per-worker victim picker, no shared state. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+bool ws_find_work(ws_worker *w, wq_item *out)
+{
+    struct weft_pool *p = w->pool;
+    unsigned n = p->nworkers;
+    if (n > 1) {
+        unsigned start = (unsigned)(ws_rand(w) % n);
+        for (unsigned k = 0; k < n; k++) {
+            ws_worker *v = p->workers[(start + k) % n];
+            if (v == w)
+                continue;
+            for (int tries = 0; tries < 4; tries++) {
+                int r = wq_deque_steal(&v->deque, out);
+                if (r == WQ_STOLEN)
+                    return true;
+                if (r == WQ_EMPTY)
+                    break;
+            }
+        }
+    }
+    return wq_inject_pop(&p->inject, out);
+}
+
+bool ws_help(ws_worker *w)
+{
+    wq_item it;
+    if (!ws_may_nest(w))
+        return false;
+    /* Our own deque first: what a helped task left there is ours to run. */
+    if (wq_deque_take(&w->deque, &it)) {
+        ws_run(w, &it, true);
+        return true;
+    }
+    if (!ws_find_work(w, &it))
+        return false;
+    ws_run(w, &it, false);
+    return true;
+}
+
+static void ws_worker_loop(ws_worker *w)
+{
+    struct weft_pool *p = w->pool;
+    unsigned idle = 0;
+    for (;;) {
+        wq_item it;
+        if (wq_deque_take(&w->deque, &it)) {
+            ws_run(w, &it, true);
+            idle = 0;
+            continue;
+        }
+        if (ws_find_work(w, &it)) {
+            ws_run(w, &it, false);
+            idle = 0;
+            continue;
+        }
+        /* Acquire pairs with the seq_cst store in weft_pool_destroy. */
+        if (atomic_load_explicit(&p->stopping, memory_order_acquire))
+            return;
+        idle++;
+        if (idle < WS_SPIN_ROUNDS) {
+            for (int i = 0; i < 32; i++)
+                ws_cpu_relax();
+        } else if (idle < WS_SPIN_ROUNDS + WS_YIELD_ROUNDS) {
+            sched_yield();
+        } else {
+            ws_park_wait(p, w);
+            idle = WS_SPIN_ROUNDS; /* woken: look around, yield, then sleep again */
+        }
+    }
+}
+
+static void *ws_worker_main(void *arg)
+{
+    ws_worker *w = arg;
+    ws_self = w;
+    char name[32];
+    snprintf(name, sizeof name, "%s-%u", w->pool->name, w->index);
+    name[15] = 0; /* the kernel's limit */
+    pthread_setname_np(pthread_self(), name);
+
+    pthread_attr_t attr;
+    void *lo = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &lo, &size);
+        pthread_attr_destroy(&attr);
+    }
+    w->nest_limit = (uintptr_t)lo + size / 2;
+
+    ws_worker_loop(w);
+    return NULL;
+}
+
+/* ---- worker count ------------------------------------------------------ */
+
+unsigned ws_cpu_quota(const char *cpu_max_path)
+{
+    FILE *f = fopen(cpu_max_path, "r");
+    if (!f)
+        return 0;
+    char quota[32] = "";
+    unsigned long long period = 0;
+    int got = fscanf(f, "%31s %llu", quota, &period);
+    fclose(f);
+    if (got != 2 || period == 0 || !isdigit((unsigned char)quota[0]))
+        return 0; /* "max": no quota */
+    unsigned long long q = strtoull(quota, NULL, 10);
+    unsigned long long cpus = (q + period - 1) / period; /* rounded up */
+    return cpus == 0 ? 1 : cpus > UINT_MAX ? UINT_MAX : (unsigned)cpus;
+}
+
+/* The cgroup v2 quota of this process's cgroup, or 0. */
+static unsigned ws_cgroup_quota(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return 0;
+    char line[512], path[600];
+    unsigned best = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "0::", 3) != 0)
+            continue;
+        line[strcspn(line, "\n")] = 0;
+        /* Walk up to the root: a parent's quota limits us too. */
+        char *rel = line + 3;
+        for (;;) {
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", rel[1] ? rel : "");
+            unsigned q = ws_cpu_quota(path);
+            if (q && (!best || q < best))
+                best = q;
+            if (!rel[1])
+                break;
+            char *slash = strrchr(rel, '/');
+            if (slash == rel)
+                rel[1] = 0;
+            else
+                *slash = 0;
+        }
+    }
+    fclose(f);
+    return best;
+}
+
+unsigned ws_default_workers(void)
+{
+    unsigned n = 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    else {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    unsigned q = ws_cgroup_quota();
+    if (q && q < n)
+        n = q;
+    if (n > WEFT_MAX_WORKERS)
+        n = WEFT_MAX_WORKERS;
+    return n ? n : 1;
+}
+
+/* 0 and *n set, or EINVAL for a $WEFT_WORKERS that is not 1..max. */
+static int ws_env_workers(unsigned *n)
+{
+    const char *s = getenv("WEFT_WORKERS");
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < 1 || v > WEFT_MAX_WORKERS || s[0] == '-')
+        return EINVAL;
+    *n = (unsigned)v;
+    return 0;
+}
+
+/* ---- create / destroy -------------------------------------------------- */
+
+static void ws_pool_free(struct weft_pool *p)
+{
+    if (p->workers) {
+        for (unsigned i = 0; i < p->nworkers; i++) {
+            if (p->workers[i]) {
+                wq_deque_destroy(&p->workers[i]->deque);
+                free(p->workers[i]);
+            }
+        }
+        free(p->workers);
+    }
+    if (p->inject.cells)
+        wq_inject_destroy(&p->inject);
+    free(p);
+}
+
+static void ws_pool_stop(struct weft_pool *p, unsigned started)
+{
+    /* seq_cst pairs with the sleepers' seq_cst check of stopping in
+     * ws_park_wait; then wake every sleeper. */
+    atomic_store_explicit(&p->stopping, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_seq_cst);
+    ws_futex_wake(&p->park.epoch, INT_MAX);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(p->workers[i]->thread, NULL);
+}
+
+int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
+{
+    if (!out)
+        return EINVAL;
+    *out = NULL;
+    weft_pool_config def = {0};
+    if (!cfg)
+        cfg = &def;
+    if (cfg->flags & ~WEFT_POOL_NO_CTX)
+        return EINVAL;
+    unsigned n = cfg->workers;
+    if (n > WEFT_MAX_WORKERS)
+        return EINVAL;
+    if (n == 0) {
+        n = ws_default_workers();
+        int err = ws_env_workers(&n);
+        if (err)
+            return err;
+    }
+
+    struct weft_pool *p = aligned_alloc(WQ_CACHELINE, (sizeof *p + WQ_CACHELINE - 1) / WQ_CACHELINE * WQ_CACHELINE);
+    if (!p)
+        return ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->nworkers = n;
+    p->flags = cfg->flags;
+    p->fork_gen = ws_fork_gen;
+    snprintf(p->name, sizeof p->name, "%s", cfg->name && *cfg->name ? cfg->name : "weft");
+    /* Leave room for "-<index>" in the 15-character thread name. */
+    p->name[10] = 0;
+    atomic_init(&p->park.epoch, 0);
+    atomic_init(&p->park.sleepers, 0);
+    atomic_init(&p->ext_open, 0);
+    atomic_init(&p->stopping, 0);
+
+    int err = wq_inject_init(&p->inject, 12);
+    if (err) {
+        p->inject.cells = NULL;
+        ws_pool_free(p);
+        return err;
+    }
+    p->workers = calloc(n, sizeof *p->workers);
+    if (!p->workers) {
+        ws_pool_free(p);
+        return ENOMEM;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        ws_worker *w = aligned_alloc(WQ_CACHELINE, (sizeof *w + WQ_CACHELINE - 1) / WQ_CACHELINE * WQ_CACHELINE);
+        if (!w) {
+            ws_pool_free(p);
+            return ENOMEM;
+        }
+        memset(w, 0, sizeof *w);
+        p->workers[i] = w;
+        w->pool = p;
+        w->index = i;
+        w->rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uintptr_t)p;
+        if ((err = wq_deque_init(&w->deque, 10)) != 0) {
+            ws_pool_free(p);
+            return err;
+        }
+    }
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WS_WORKER_STACK);
+    for (unsigned i = 0; i < n; i++) {
+        err = pthread_create(&p->workers[i]->thread, &attr, ws_worker_main, p->workers[i]);
+        if (err) {
+            pthread_attr_destroy(&attr);
+            ws_pool_stop(p, i);
+            ws_pool_free(p);
+            return err == EAGAIN ? EAGAIN : ENOMEM;
+        }
+    }
+    pthread_attr_destroy(&attr);
+    *out = p;
+    return 0;
+}
+
+bool ws_pool_usable(const struct weft_pool *p)
+{
+    return p->fork_gen == ws_fork_gen;
+}
+
+int weft_pool_destroy(weft_pool *p)
+{
+    if (!p || p->is_default || !ws_pool_usable(p))
+        return EINVAL;
+    if (ws_self && ws_self->pool == p)
+        return EDEADLK;
+    /* Claim the pool: a second destroy, or a flow open racing with us, sees
+     * stopping. seq_cst pairs with the seq_cst increment of ext_open in
+     * weft_flow_open: either the opener sees stopping or we see its flow. */
+    int expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&p->stopping, &expected, 2, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return EINVAL;
+    if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0) {
+        atomic_store_explicit(&p->stopping, 0, memory_order_seq_cst);
+        return EBUSY;
+    }
+    ws_pool_stop(p, p->nworkers);
+    ws_pool_free(p);
+    return 0;
+}
+
+unsigned weft_pool_workers(const weft_pool *p)
+{
+    return p ? p->nworkers : 0;
+}
+
+int weft_worker_index(void)
+{
+    return ws_self ? (int)ws_self->index : -1;
+}
+
+/* ---- the default pool and fork ---------------------------------------- */
+
+static _Atomic(struct weft_pool *) ws_default;
+static pthread_mutex_t ws_default_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Pools orphaned by fork() stay reachable here (the child cannot free them:
+ * their threads do not exist), so leak checkers do not report them. */
+static struct weft_pool *ws_orphaned_default;
+
+static void ws_atfork_prepare(void)
+{
+    pthread_mutex_lock(&ws_default_lock);
+}
+
+static void ws_atfork_parent(void)
+{
+    pthread_mutex_unlock(&ws_default_lock);
+}
+
+static void ws_atfork_child(void)
+{
+    /* Every pool of the parent is now unusable here: its workers did not
+     * cross the fork. New generation; the default pool starts afresh. */
+    ws_fork_gen++;
+    struct weft_pool *old = atomic_load_explicit(&ws_default, memory_order_relaxed);
+    if (old)
+        ws_orphaned_default = old;
+    atomic_store_explicit(&ws_default, NULL, memory_order_relaxed);
+    pthread_mutex_init(&ws_default_lock, NULL);
+    ws_self = NULL;
+    ws_cur_flow = NULL;
+}
+
+__attribute__((constructor)) static void ws_init(void)
+{
+    pthread_atfork(ws_atfork_prepare, ws_atfork_parent, ws_atfork_child);
+}
+
+weft_pool *weft_default_pool(void)
+{
+    /* Acquire pairs with the release store below: a thread that sees the
+     * pointer sees the pool fully built. */
+    struct weft_pool *p = atomic_load_explicit(&ws_default, memory_order_acquire);
+    if (WS_LIKELY(p))
+        return p;
+    pthread_mutex_lock(&ws_default_lock);
+    p = atomic_load_explicit(&ws_default, memory_order_relaxed);
+    if (!p && weft_pool_create(&p, NULL) == 0) {
+        p->is_default = true;
+        atomic_store_explicit(&ws_default, p, memory_order_release);
+    }
+    pthread_mutex_unlock(&ws_default_lock);
+    return p;
+}

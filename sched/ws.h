@@ -1,0 +1,147 @@
+/*
+ * sched/ws.h — the scheduler's private interface: pools, workers, flows,
+ * task items, parking. docs/scheduler.md explains the design.
+ */
+#ifndef WEFT_SCHED_WS_H
+#define WEFT_SCHED_WS_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "ctx/wctx.h"
+#include "queue/wq_deque.h"
+#include "queue/wq_inject.h"
+
+#define WS_TLS __attribute__((tls_model("initial-exec")))
+#define WS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Worker stacks are large (committed lazily); a waiting worker steals only
+ * while less than half is in use, so nested stolen work cannot overflow it. */
+#define WS_WORKER_STACK (16u << 20)
+
+/* ---- task items (four words in the deque and the injection queue) ------ */
+/* w[0] fn, w[1] arg, w[2] flow or join frame | kind, w[3] ctx | WS_CTX_REF */
+enum {
+    WS_LOCAL = 0,  /* counted in the flow owner's plain local_pending */
+    WS_REMOTE = 1, /* counted in the flow's atomic state at spawn */
+    WS_JOIN = 2,   /* the offered half of weft_join; w[2] is a ws_join_frame */
+    WS_KIND_MASK = 3,
+};
+#define WS_CTX_REF ((uintptr_t)1) /* the task holds a reference on its ctx */
+
+/* ---- parking ----------------------------------------------------------- */
+typedef struct ws_park {
+    _Alignas(WQ_CACHELINE) _Atomic(uint32_t) epoch; /* futex word */
+    _Atomic(uint32_t) sleepers;
+} ws_park;
+
+/* ---- workers and pools ------------------------------------------------- */
+typedef struct ws_worker {
+    wq_deque          deque;
+    struct weft_pool *pool;
+    unsigned          index;
+    uint64_t          rng;
+    uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
+    pthread_t         thread;
+} ws_worker;
+
+struct weft_pool {
+    unsigned    nworkers;
+    unsigned    flags;
+    uint64_t    fork_gen; /* ws_fork_gen at creation; differs in a fork child */
+    ws_worker **workers;
+    bool        is_default;
+    char        name[16];
+
+    ws_park park;
+
+    /* Flows opened by threads that are not this pool's workers. Flows opened
+     * by its workers live inside those, so this alone says "busy". */
+    _Alignas(WQ_CACHELINE) _Atomic(int64_t) ext_open;
+    _Atomic(int) stopping;
+
+    wq_inject inject;
+};
+
+/* ---- flows ------------------------------------------------------------- */
+enum { WS_FLOW_OPEN = 0x464c4f57u, WS_FLOW_CLOSING = 0x434c4f53u, WS_FLOW_CLOSED = 0x44454144u };
+enum { WS_FLOW_PIN_OWNED = 1u, WS_FLOW_NO_CTX = 2u };
+
+typedef struct ws_flow {
+    /* Written at open (and local_pending by the owner only). */
+    _Atomic(uint32_t) magic;
+    uint32_t          flags;
+    struct weft_pool *pool;
+    ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
+    struct ws_flow   *parent; /* flow of the task that opened it */
+    struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
+    int64_t           base;    /* owner's deque bottom at open */
+    int64_t           local_pending;
+
+    /* (outstanding tasks << 1) | WS_WAITER. The closer sleeps on its low
+     * 32 bits; a task's last touch of the flow is its decrement. */
+    _Alignas(WQ_CACHELINE) _Atomic(int64_t) state;
+    _Atomic(int)      error;
+    _Atomic(int)      canceled;
+    _Atomic(uint64_t) cancel_cache; /* (epoch << 1) | canceled-up-the-chain */
+} ws_flow;
+
+#define WS_WAITER ((int64_t)1)
+
+_Static_assert(sizeof(ws_flow) <= sizeof(weft_flow), "weft_flow too small");
+_Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned");
+
+typedef struct ws_join_frame {
+    _Atomic(uint32_t) done; /* bit 0 done, bit 1 a waiter sleeps */
+    int               result;
+    ws_flow          *flow; /* the joiner's current flow */
+} ws_join_frame;
+
+/* ---- thread state ------------------------------------------------------ */
+extern _Thread_local ws_worker *ws_self WS_TLS;
+extern _Thread_local ws_flow *ws_cur_flow WS_TLS;
+extern _Atomic(uint64_t) ws_cancel_epoch;
+extern uint64_t ws_fork_gen;
+
+/* ---- functions shared between sched/ files ----------------------------- */
+void ws_run(ws_worker *w, const wq_item *it, bool popped);
+bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
+bool ws_help(ws_worker *w);                        /* run one found task */
+void ws_notify(struct weft_pool *p, int n);        /* after making work visible */
+void ws_park_wait(struct weft_pool *p, ws_worker *w);
+void ws_offer_private(ws_worker *w);               /* publish all, notify */
+bool ws_pool_usable(const struct weft_pool *p);
+bool ws_flow_is_canceled(ws_flow *f);
+int  ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns);
+void ws_futex_wake(void *addr, int n);
+unsigned ws_default_workers(void);
+unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
+
+static inline void ws_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* After a push onto w's own deque: if some worker sleeps, let it have work. */
+static inline void ws_after_push(ws_worker *w)
+{
+    if (WS_UNLIKELY(atomic_load_explicit(&w->pool->park.sleepers, memory_order_relaxed)))
+        ws_offer_private(w);
+}
+
+static inline bool ws_may_nest(const ws_worker *w)
+{
+    char here;
+    return (uintptr_t)&here > w->nest_limit;
+}
+
+#endif /* WEFT_SCHED_WS_H */
