@@ -24,6 +24,13 @@
 extern "C" {
 #endif
 
+/* Public symbols are exported; everything else in libweft.so is hidden. */
+#if defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1
 
@@ -53,25 +60,25 @@ typedef struct weft_pool_config {
  * EINVAL: pool NULL, unknown flags, workers > WEFT_MAX_WORKERS, or a
  * $WEFT_WORKERS that is not a number in 1..WEFT_MAX_WORKERS.
  * ENOMEM / EAGAIN: memory or threads could not be had. */
-int weft_pool_create(weft_pool **pool, const weft_pool_config *cfg);
+WEFT_API int weft_pool_create(weft_pool **pool, const weft_pool_config *cfg);
 
 /* Stops and joins every worker and frees the pool.
  * EINVAL: pool NULL, or a pool inherited across fork() (it is unusable in
  * the child; its memory is leaked rather than touched).
  * EBUSY: a flow on this pool is open. EDEADLK: called from one of this
  * pool's own workers. The default pool cannot be destroyed (EINVAL). */
-int weft_pool_destroy(weft_pool *pool);
+WEFT_API int weft_pool_destroy(weft_pool *pool);
 
 /* The number of workers; 0 for NULL. */
-unsigned weft_pool_workers(const weft_pool *pool);
+WEFT_API unsigned weft_pool_workers(const weft_pool *pool);
 
 /* The process-wide default pool, created on first use (thread-safe, exactly
  * once). NULL only if it could not be created. After fork() the child gets a
  * fresh one. */
-weft_pool *weft_default_pool(void);
+WEFT_API weft_pool *weft_default_pool(void);
 
 /* 0..workers-1 when called on a worker of any pool, else -1. */
-int weft_worker_index(void);
+WEFT_API int weft_worker_index(void);
 
 /* ------------------------------------------------------------------------ */
 /* Flows: structured groups of tasks with a join barrier                     */
@@ -90,7 +97,7 @@ typedef struct weft_flow {
  * Flows opened inside a task of a canceled flow count as canceled.
  * EINVAL: flow NULL, or the pool is being destroyed or was inherited across
  * fork(). */
-int weft_flow_open(weft_flow *flow, weft_pool *pool);
+WEFT_API int weft_flow_open(weft_flow *flow, weft_pool *pool);
 
 /* Spawns fn(arg) into flow. May be called from any thread while the flow is
  * open, also by the flow's own tasks. Copies no user data: arg must stay
@@ -98,7 +105,7 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool);
  * context taken now. Into a canceled flow the task is skipped (0 is
  * returned; fn is never called).
  * EINVAL: flow or fn NULL, or the flow is not open. */
-int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
+WEFT_API int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
 
 /* The join barrier: returns when every task spawned into the flow has
  * finished, also tasks spawned by its tasks while it was closing. On a
@@ -107,18 +114,18 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
  * returned; ECANCELED if the flow was canceled and no task failed.
  * EINVAL: flow NULL or not open (never opened, or closed already).
  * After it returns, the flow's memory is the caller's again. */
-int weft_flow_close(weft_flow *flow);
+WEFT_API int weft_flow_close(weft_flow *flow);
 
 /* Cancels the flow: tasks not yet started are skipped, later spawns are
  * skipped, flows opened by its tasks count as canceled. Running tasks may
  * poll weft_flow_canceled. NULL or a flow that is not open: no effect. */
-void weft_flow_cancel(weft_flow *flow);
+WEFT_API void weft_flow_cancel(weft_flow *flow);
 
 /* Whether the flow, or a flow above it, is canceled. false for NULL. */
-bool weft_flow_canceled(const weft_flow *flow);
+WEFT_API bool weft_flow_canceled(const weft_flow *flow);
 
 /* The flow of the task running on this thread, or NULL. */
-weft_flow *weft_current_flow(void);
+WEFT_API weft_flow *weft_current_flow(void);
 
 /* ------------------------------------------------------------------------ */
 /* Binary fork-join                                                          */
@@ -129,7 +136,7 @@ weft_flow *weft_current_flow(void);
  * runs b inline and takes a back if nobody stole it; elsewhere both run on
  * the default pool while the caller sleeps. Both see the caller's context.
  * EINVAL: a or b NULL. */
-int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b);
+WEFT_API int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b);
 
 /* ------------------------------------------------------------------------ */
 /* Data parallelism                                                          */
@@ -142,7 +149,7 @@ typedef void (*weft_range_fn)(size_t begin, size_t end, void *arg);
  * than grain (0: chosen by weft). pool NULL as in weft_flow_open. Returns
  * when all of the range is done. begin == end: returns 0 at once.
  * EINVAL: fn NULL, begin > end, or pool unusable. */
-int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
+WEFT_API int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
              weft_range_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------ */
@@ -155,30 +162,30 @@ typedef struct weft_ctx     weft_ctx;     /* an immutable snapshot */
 /* Creates a variable. name may be NULL (it is copied; for debugging only).
  * Variables live until the process ends; any number may be created, at any
  * time, from any thread. EINVAL: var NULL. ENOMEM. */
-int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial);
+WEFT_API int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial);
 
 /* The variable's value in the current context, or its initial value if it
  * was never set there. NULL for a NULL var. */
-void *weft_ctx_get(const weft_ctx_var *var);
+WEFT_API void *weft_ctx_get(const weft_ctx_var *var);
 
 /* Sets the variable in the current context only: the current task (or
  * thread), and what it spawns afterwards, see the new value; its parent,
  * siblings and whatever its worker runs next do not. weft never frees
  * values. EINVAL: var NULL. ENOMEM. */
-int weft_ctx_set(weft_ctx_var *var, void *value);
+WEFT_API int weft_ctx_set(weft_ctx_var *var, void *value);
 
 /* A snapshot of the current context (like copy_context()). Release it with
  * weft_ctx_release. NULL only when memory ran out. */
-weft_ctx *weft_ctx_capture(void);
+WEFT_API weft_ctx *weft_ctx_capture(void);
 
 /* Runs fn(arg) with ctx as the current context (like Context.run()) and
  * returns its result; the thread's own context is restored afterwards. Sets
  * made inside stay inside. Flows opened inside must be closed inside.
  * EINVAL: ctx or fn NULL. */
-int weft_ctx_run(weft_ctx *ctx, weft_fn fn, void *arg);
+WEFT_API int weft_ctx_run(weft_ctx *ctx, weft_fn fn, void *arg);
 
 /* Releases a snapshot from weft_ctx_capture. NULL: no effect. */
-void weft_ctx_release(weft_ctx *ctx);
+WEFT_API void weft_ctx_release(weft_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -85,14 +85,18 @@ void wq_deque_publish(wq_deque *d, bool all);
 
 static inline void wq_slot_store_(wq_slot *s, const wq_item *it)
 {
-    for (int i = 0; i < 4; i++)
-        atomic_store_explicit(&s->w[i], it->w[i], memory_order_relaxed);
+    atomic_store_explicit(&s->w[0], it->w[0], memory_order_relaxed);
+    atomic_store_explicit(&s->w[1], it->w[1], memory_order_relaxed);
+    atomic_store_explicit(&s->w[2], it->w[2], memory_order_relaxed);
+    atomic_store_explicit(&s->w[3], it->w[3], memory_order_relaxed);
 }
 
 static inline void wq_slot_load_(wq_slot *s, wq_item *it)
 {
-    for (int i = 0; i < 4; i++)
-        it->w[i] = atomic_load_explicit(&s->w[i], memory_order_relaxed);
+    it->w[0] = atomic_load_explicit(&s->w[0], memory_order_relaxed);
+    it->w[1] = atomic_load_explicit(&s->w[1], memory_order_relaxed);
+    it->w[2] = atomic_load_explicit(&s->w[2], memory_order_relaxed);
+    it->w[3] = atomic_load_explicit(&s->w[3], memory_order_relaxed);
 }
 
 /* Owner: pushes it at the bottom, into the private part. 0 or ENOMEM. */

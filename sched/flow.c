@@ -42,16 +42,23 @@ static _Atomic(uint32_t) *ws_state_word(ws_flow *f)
 
 bool ws_flow_is_canceled(ws_flow *f)
 {
-    /* Acquire pairs with the release increment in weft_flow_cancel: whoever
+    /* Acquire pairs with the release increment in ws_flow_cancel: whoever
      * sees the new epoch sees the canceled flag stored before it. */
     uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
     uint64_t c = atomic_load_explicit(&f->cancel_cache, memory_order_relaxed);
     if (WS_LIKELY((c >> 1) == e))
         return c & 1;
+    /* Some flow was canceled since f's answer was cached: walk up until a
+     * flow that is canceled or whose cached answer is current. */
     bool canceled = false;
     for (ws_flow *g = f; g; g = g->parent) {
         if (atomic_load_explicit(&g->canceled, memory_order_relaxed)) {
             canceled = true;
+            break;
+        }
+        uint64_t gc = atomic_load_explicit(&g->cancel_cache, memory_order_relaxed);
+        if (g != f && (gc >> 1) == e) {
+            canceled = gc & 1;
             break;
         }
     }
@@ -105,7 +112,7 @@ static void ws_flow_done_remote(ws_flow *f)
         ws_futex_wake(ws_state_word(f), INT_MAX);
 }
 
-static void ws_run_join(const wq_item *it)
+__attribute__((noinline)) static void ws_run_join(const wq_item *it)
 {
     ws_join_frame *jf = (ws_join_frame *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
     weft_fn fn = (weft_fn)it->w[0];
@@ -134,7 +141,7 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
     }
     ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
     struct weft_ctx *ctx = (struct weft_ctx *)(it->w[3] & ~WS_CTX_REF);
-    if (WS_LIKELY(!ws_flow_is_canceled(f))) {
+    if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
         ws_flow *prev = ws_cur_flow;
         ws_cur_flow = f;
         weft_fn fn = (weft_fn)it->w[0];
@@ -167,28 +174,8 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
 
 /* ---- open / spawn / close ---------------------------------------------- */
 
-int weft_flow_open(weft_flow *flow, weft_pool *pool)
+static void ws_flow_init(ws_flow *f, struct weft_pool *pool, ws_worker *owner)
 {
-    if (!flow)
-        return EINVAL;
-    ws_worker *w = ws_self;
-    if (!pool)
-        pool = w ? w->pool : weft_default_pool();
-    if (!pool)
-        return ENOMEM;
-    ws_flow *f = ws_flow_of(flow);
-    ws_worker *owner = (w && w->pool == pool) ? w : NULL;
-    if (!owner) {
-        if (!ws_pool_usable(pool))
-            return EINVAL;
-        /* seq_cst pairs with weft_pool_destroy's CAS of stopping and load
-         * of ext_open: a destroy either sees this flow or we see it. */
-        atomic_fetch_add_explicit(&pool->ext_open, 1, memory_order_seq_cst);
-        if (atomic_load_explicit(&pool->stopping, memory_order_seq_cst)) {
-            atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_relaxed);
-            return EINVAL;
-        }
-    }
     f->flags = 0;
     f->pool = pool;
     f->owner = owner;
@@ -211,17 +198,47 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
     atomic_init(&f->state, 0);
     atomic_init(&f->error, 0);
     atomic_init(&f->canceled, 0);
-    atomic_init(&f->cancel_cache, 0);
+    /* Start from the parent's answer, so that checks cost O(1) until some
+     * flow is canceled (then each flow walks up once). */
+    uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+    bool up = f->parent && ws_flow_canceled_fast(f->parent);
+    atomic_init(&f->cancel_cache, e << 1 | up);
     /* Published to other threads only through spawned tasks (release/acquire
      * in the queues), so relaxed is enough. */
     atomic_store_explicit(&f->magic, WS_FLOW_OPEN, memory_order_relaxed);
+}
+
+int weft_flow_open(weft_flow *flow, weft_pool *pool)
+{
+    if (!flow)
+        return EINVAL;
+    ws_flow *f = ws_flow_of(flow);
+    ws_worker *w = ws_self;
+    if (WS_LIKELY(w && (!pool || pool == w->pool))) {
+        /* A task opening a flow on its own pool: nothing shared to count. */
+        ws_flow_init(f, w->pool, w);
+        return 0;
+    }
+    if (!pool)
+        pool = weft_default_pool();
+    if (!pool)
+        return ENOMEM;
+    if (!ws_pool_usable(pool))
+        return EINVAL;
+    /* seq_cst pairs with weft_pool_destroy's CAS of stopping and load of
+     * ext_open: a destroy either sees this flow or we see it stopping. */
+    atomic_fetch_add_explicit(&pool->ext_open, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&pool->stopping, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_relaxed);
+        return EINVAL;
+    }
+    ws_flow_init(f, pool, NULL);
     return 0;
 }
 
-int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
+__attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void *arg)
 {
-    ws_flow *f = ws_flow_of(flow);
-    if (WS_UNLIKELY(!f || !fn || !ws_flow_is_open(f)))
+    if (!f || !fn || !ws_flow_is_open(f))
         return EINVAL;
     wq_item it;
     it.w[0] = (uintptr_t)fn;
@@ -239,11 +256,11 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
     }
     ws_worker *w = ws_self;
     int err;
-    if (WS_LIKELY(w && w == f->owner)) {
+    if (w && w == f->owner) {
         it.w[2] = (uintptr_t)f | WS_LOCAL;
         f->local_pending++;
         err = wq_deque_push(&w->deque, &it);
-        if (WS_LIKELY(!err)) {
+        if (!err) {
             ws_after_push(w);
             return 0;
         }
@@ -269,6 +286,35 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
     if (it.w[3] & WS_CTX_REF)
         wctx_release((struct weft_ctx *)(it.w[3] & ~WS_CTX_REF));
     return err;
+}
+
+int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
+{
+    /* The fork-join fast path: the owner spawns with the flow's pinned
+     * context into its deque's private part, which has room. No atomic
+     * read-modify-write, no fence, no call; everything else goes slow. */
+    ws_flow *f = ws_flow_of(flow);
+    ws_worker *w = ws_self;
+    if (WS_LIKELY(f && fn && w && w == f->owner &&
+                  atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_OPEN)) {
+        struct weft_ctx *c = (f->flags & WS_FLOW_NO_CTX) ? NULL : wctx_current();
+        wq_deque *d = &w->deque;
+        int64_t b = d->bottom;
+        if (WS_LIKELY(c == f->ctx_pin && b - d->top_seen <= d->arr->mask)) {
+            wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL, (uintptr_t)c}};
+            wq_slot_store_(&d->arr->slots[b & d->arr->mask], &it);
+            d->bottom = b + 1;
+            f->local_pending++;
+            if (WS_UNLIKELY(atomic_load_explicit(&d->want_split, memory_order_relaxed) |
+                            atomic_load_explicit(w->sleepers, memory_order_relaxed))) {
+                if (atomic_load_explicit(&d->want_split, memory_order_relaxed))
+                    wq_deque_publish(d, false);
+                ws_after_push(w);
+            }
+            return 0;
+        }
+    }
+    return ws_spawn_slow(f, fn, arg);
 }
 
 /* Sleeps until state changes (or timeout_ns passes, if > 0). */
@@ -313,39 +359,8 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
     }
 }
 
-int weft_flow_close(weft_flow *flow)
+static int ws_flow_finish(ws_flow *f)
 {
-    ws_flow *f = ws_flow_of(flow);
-    if (!f)
-        return EINVAL;
-    ws_worker *w = ws_self;
-    uint32_t open = WS_FLOW_OPEN;
-    if (f->owner && f->owner != w)
-        return EINVAL; /* a task's flow is closed by that task */
-    if (!atomic_compare_exchange_strong_explicit(&f->magic, &open, WS_FLOW_CLOSING,
-                                                 memory_order_relaxed, memory_order_relaxed))
-        return EINVAL;
-
-    if (w && w == f->owner) {
-        for (;;) {
-            wq_item it;
-            while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
-                ws_run(w, &it, true);
-            if (f->local_pending) {
-                /* What is left was stolen: hand the count to the thieves. */
-                atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
-                f->local_pending = 0;
-            }
-            if ((atomic_load_explicit(&f->state, memory_order_acquire) >> 1) == 0)
-                break;
-            /* Let idle workers have what we hold below our base meanwhile. */
-            ws_offer_private(w);
-            ws_flow_wait(f, w);
-        }
-    } else {
-        ws_flow_wait(f, w);
-    }
-
     if (!f->owner)
         atomic_fetch_sub_explicit(&f->pool->ext_open, 1, memory_order_release);
     if (f->flags & WS_FLOW_PIN_OWNED)
@@ -355,4 +370,66 @@ int weft_flow_close(weft_flow *flow)
         err = ECANCELED;
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
     return err;
+}
+
+/* The owner's close after its first drain: hand stolen tasks' count over,
+ * wait (helping), drain again if helped tasks spawned into f locally. */
+__attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *w)
+{
+    for (;;) {
+        if (f->local_pending) {
+            /* What is left was stolen: hand the count to the thieves. */
+            atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
+            f->local_pending = 0;
+        }
+        /* Acquire pairs with the release decrements in ws_flow_done_remote. */
+        if ((atomic_load_explicit(&f->state, memory_order_acquire) >> 1) == 0)
+            break;
+        /* Let idle workers have what we hold below our base meanwhile. */
+        ws_offer_private(w);
+        ws_flow_wait(f, w);
+        wq_item it;
+        while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
+            ws_run(w, &it, true);
+    }
+    return ws_flow_finish(f);
+}
+
+int weft_flow_close(weft_flow *flow)
+{
+    ws_flow *f = ws_flow_of(flow);
+    if (!f)
+        return EINVAL;
+    ws_worker *w = ws_self;
+    if (WS_LIKELY(w && f->owner == w)) {
+        /* Only the owner may close a flow it owns, so no other thread can
+         * race this check: no locked instruction needed. */
+        if (atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN)
+            return EINVAL;
+        atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
+        wq_item it;
+        while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
+            ws_run(w, &it, true);
+        /* Nothing stolen, nothing failed, nothing pinned: done. The relaxed
+         * state load suffices here: zero means no thief ever touched f
+         * (local_pending is zero, so none of our tasks was stolen). */
+        if (WS_LIKELY(f->local_pending == 0 && f->flags == 0 &&
+                      atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
+                      atomic_load_explicit(&f->error, memory_order_relaxed) == 0 &&
+                      !ws_flow_canceled_fast(f))) {
+            atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
+            return 0;
+        }
+        return ws_close_owner_slow(f, w);
+    }
+    if (f->owner)
+        return EINVAL; /* a task's flow is closed by that task */
+    /* Any thread may close a flow without owner: the CAS lets exactly one
+     * of two racing closes through. */
+    uint32_t open = WS_FLOW_OPEN;
+    if (!atomic_compare_exchange_strong_explicit(&f->magic, &open, WS_FLOW_CLOSING,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return EINVAL;
+    ws_flow_wait(f, w);
+    return ws_flow_finish(f);
 }

@@ -47,6 +47,7 @@ typedef struct ws_worker {
     unsigned          index;
     uint64_t          rng;
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
+    _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
     pthread_t         thread;
 } ws_worker;
 
@@ -134,8 +135,18 @@ static inline void ws_cpu_relax(void)
 /* After a push onto w's own deque: if some worker sleeps, let it have work. */
 static inline void ws_after_push(ws_worker *w)
 {
-    if (WS_UNLIKELY(atomic_load_explicit(&w->pool->park.sleepers, memory_order_relaxed)))
+    if (WS_UNLIKELY(atomic_load_explicit(w->sleepers, memory_order_relaxed)))
         ws_offer_private(w);
+}
+
+/* The common answer inline: nothing was canceled since f's answer was
+ * cached (acquire pairs with the release increment in ws_flow_cancel). */
+static inline bool ws_flow_canceled_fast(ws_flow *f)
+{
+    uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+    if (WS_LIKELY(atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) == e << 1))
+        return false;
+    return ws_flow_is_canceled(f);
 }
 
 static inline bool ws_may_nest(const ws_worker *w)
