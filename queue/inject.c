@@ -53,7 +53,11 @@ static bool wq_ring_push(wq_inject *q, const wq_item *it)
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         intptr_t dif = (intptr_t)seq - (intptr_t)p;
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&q->tail, &p, p + 1, memory_order_relaxed,
+            /* seq_cst: besides claiming the ticket, this RMW is the
+             * publisher's half of the sleep/wake Dekker pairing (it pairs
+             * with the sleeper's seq_cst RMW of sleepers in sched/park.c),
+             * so ws_notify_after_rmw needs no separate fence. */
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &p, p + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 wq_slot_store_(&c->item, it);
                 /* Release pairs with the consumer's acquire load of seq. */

@@ -48,7 +48,9 @@ typedef struct wq_inject {
 int  wq_inject_init(wq_inject *q, unsigned log2_capacity);
 /* Frees the ring and any items still queued (they are dropped). */
 void wq_inject_destroy(wq_inject *q);
-/* Any thread. 0, or ENOMEM when the ring is full and no node can be had. */
+/* Any thread. 0, or ENOMEM when the ring is full and no node can be had.
+ * A successful push ends with a seq_cst read-modify-write of tail or of
+ * overflow_len (the publisher's half of sched/park.c's Dekker pairing). */
 int  wq_inject_push(wq_inject *q, const wq_item *it);
 /* Any thread. false when empty (a push that is still in progress may be
  * missed; its producer wakes a consumer after it completes). */

@@ -182,6 +182,7 @@ static void ws_flow_init(ws_flow *f, struct weft_pool *pool, ws_worker *owner)
     f->parent = ws_cur_flow;
     f->base = owner ? wq_deque_bottom(&owner->deque) : 0;
     f->local_pending = 0;
+    f->opener = ws_thread_token();
     if (pool->flags & WEFT_POOL_NO_CTX) {
         f->flags |= WS_FLOW_NO_CTX;
         f->ctx_pin = NULL;
@@ -265,6 +266,19 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
             return 0;
         }
         f->local_pending--;
+    } else if (!w && f->opener == ws_thread_token()) {
+        /* The external thread that opened f: count in local_pending like an
+         * owner (no RMW on the line the workers decrement); the close hands
+         * the count over. Workers take it from the injection queue, never
+         * "popped", so its completion always decrements state. */
+        it.w[2] = (uintptr_t)f | WS_LOCAL;
+        f->local_pending++;
+        err = wq_inject_push(&f->pool->inject, &it);
+        if (!err) {
+            ws_notify_after_rmw(f->pool, 1);
+            return 0;
+        }
+        f->local_pending--;
     } else {
         it.w[2] = (uintptr_t)f | WS_REMOTE;
         /* Relaxed: the matching decrement comes after the task is handed
@@ -277,7 +291,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         } else {
             err = wq_inject_push(&f->pool->inject, &it);
             if (!err)
-                ws_notify(f->pool, 1);
+                ws_notify_after_rmw(f->pool, 1);
         }
         if (!err)
             return 0;
@@ -342,7 +356,7 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
         if ((s >> 1) == 0)
             return;
         if (w) {
-            if (w == f->owner && f->local_pending)
+            if (w == f->owner && f->local_pending) /* w != NULL here */
                 return; /* a helped task spawned into f locally: drain first */
             if (ws_help(w)) {
                 spins = 0;
@@ -430,6 +444,12 @@ int weft_flow_close(weft_flow *flow)
     if (!atomic_compare_exchange_strong_explicit(&f->magic, &open, WS_FLOW_CLOSING,
                                                  memory_order_relaxed, memory_order_relaxed))
         return EINVAL;
+    if (f->local_pending) {
+        /* The opening thread's spawns (its own, or ours after the caller
+         * synchronized with it before closing): hand the count over. */
+        atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
+        f->local_pending = 0;
+    }
     ws_flow_wait(f, w);
     return ws_flow_finish(f);
 }

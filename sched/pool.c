@@ -13,6 +13,7 @@
 
 _Thread_local ws_worker *ws_self WS_TLS;
 _Thread_local ws_flow *ws_cur_flow WS_TLS;
+_Thread_local char ws_token WS_TLS;
 uint64_t ws_fork_gen;
 
 /* Spin this many empty rounds (each a sweep of all victims) before parking,

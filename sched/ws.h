@@ -82,7 +82,8 @@ typedef struct ws_flow {
     struct ws_flow   *parent; /* flow of the task that opened it */
     struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
     int64_t           base;    /* owner's deque bottom at open */
-    int64_t           local_pending;
+    int64_t           local_pending; /* written by the opening thread only */
+    const void       *opener;  /* ws_thread_token() of the opening thread */
 
     /* (outstanding tasks << 1) | WS_WAITER. The closer sleeps on its low
      * 32 bits; a task's last touch of the flow is its decrement. */
@@ -108,12 +109,20 @@ extern _Thread_local ws_worker *ws_self WS_TLS;
 extern _Thread_local ws_flow *ws_cur_flow WS_TLS;
 extern _Atomic(uint64_t) ws_cancel_epoch;
 extern uint64_t ws_fork_gen;
+extern _Thread_local char ws_token WS_TLS;
+
+/* A unique address per live thread. */
+static inline const void *ws_thread_token(void)
+{
+    return &ws_token;
+}
 
 /* ---- functions shared between sched/ files ----------------------------- */
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
 void ws_notify(struct weft_pool *p, int n);        /* after making work visible */
+void ws_notify_after_rmw(struct weft_pool *p, int n); /* ... by a seq_cst RMW */
 void ws_park_wait(struct weft_pool *p, ws_worker *w);
 void ws_offer_private(ws_worker *w);               /* publish all, notify */
 bool ws_pool_usable(const struct weft_pool *p);
