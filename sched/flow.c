@@ -118,10 +118,15 @@ __attribute__((noinline)) static void ws_run_join(const wq_item *it)
     weft_fn fn = (weft_fn)it->w[0];
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = jf->flow;
-    wctx_scope s;
-    wctx_enter(&s, (struct weft_ctx *)it->w[3]);
-    int r = fn((void *)it->w[1]);
-    wctx_leave(&s);
+    int r;
+    if (jf->with_ctx) {
+        wctx_scope s;
+        wctx_enter(&s, (struct weft_ctx *)it->w[3]);
+        r = fn((void *)it->w[1]);
+        wctx_leave(&s);
+    } else {
+        r = fn((void *)it->w[1]); /* the worker thread's own context */
+    }
     ws_cur_flow = prev;
     jf->result = r;
     /* Release pairs with the joiner's acquire load of done: it sees result
@@ -239,7 +244,7 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
 
 __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void *arg)
 {
-    if (!f || !fn || !ws_flow_is_open(f))
+    if (!f || !fn || !ws_flow_is_open(f) || !ws_pool_usable(f->pool))
         return EINVAL;
     wq_item it;
     it.w[0] = (uintptr_t)fn;
@@ -319,12 +324,9 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
             wq_slot_store_(&d->arr->slots[b & d->arr->mask], &it);
             d->bottom = b + 1;
             f->local_pending++;
-            if (WS_UNLIKELY(atomic_load_explicit(&d->want_split, memory_order_relaxed) |
-                            atomic_load_explicit(w->sleepers, memory_order_relaxed))) {
-                if (atomic_load_explicit(&d->want_split, memory_order_relaxed))
-                    wq_deque_publish(d, false);
-                ws_after_push(w);
-            }
+            if (WS_UNLIKELY(wq_deque_should_publish_(d)))
+                wq_deque_publish(d, false);
+            ws_after_push(w);
             return 0;
         }
     }
@@ -436,8 +438,10 @@ int weft_flow_close(weft_flow *flow)
         }
         return ws_close_owner_slow(f, w);
     }
-    if (f->owner)
-        return EINVAL; /* a task's flow is closed by that task */
+    if (f->owner || atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN ||
+        !ws_pool_usable(f->pool))
+        return EINVAL; /* a task's flow is closed by that task; a pool
+                        * inherited across fork() has no workers here */
     /* Any thread may close a flow without owner: the CAS lets exactly one
      * of two racing closes through. */
     uint32_t open = WS_FLOW_OPEN;

@@ -63,6 +63,7 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
     ws_join_frame jf;
     atomic_init(&jf.done, 0);
     jf.result = 0;
+    jf.with_ctx = with_ctx;
     jf.flow = ws_cur_flow;
     wq_item it = {{(uintptr_t)a, (uintptr_t)arg_a, (uintptr_t)&jf | WS_JOIN, (uintptr_t)ctx}};
     int64_t mark = wq_deque_bottom(&w->deque);

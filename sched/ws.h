@@ -101,7 +101,8 @@ _Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned
 typedef struct ws_join_frame {
     _Atomic(uint32_t) done; /* bit 0 done, bit 1 a waiter sleeps */
     int               result;
-    ws_flow          *flow; /* the joiner's current flow */
+    bool              with_ctx; /* false on WEFT_POOL_NO_CTX pools */
+    ws_flow          *flow;     /* the joiner's current flow */
 } ws_join_frame;
 
 /* ---- thread state ------------------------------------------------------ */
