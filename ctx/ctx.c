@@ -34,6 +34,11 @@ struct weft_ctx_var {
 _Thread_local wctx_scope *wctx_top;
 _Thread_local wctx_scope wctx_base;
 
+wctx_scope *wctx_base_scope_(void)
+{
+    return &wctx_base;
+}
+
 /* Marks an entry that was never set; a private address no caller can pass. */
 static char wctx_unset_;
 #define WCTX_UNSET ((void *)&wctx_unset_)

@@ -43,10 +43,15 @@ typedef struct wctx_scope {
 extern _Thread_local wctx_scope *wctx_top __attribute__((tls_model("initial-exec")));
 extern _Thread_local wctx_scope wctx_base __attribute__((tls_model("initial-exec")));
 
+/* The thread's base scope (out of line: only threads with no scope pushed,
+ * never a running task, take this path; it also keeps gcc 12's UBSan
+ * object-size check from misjudging the initial-exec TLS object). */
+wctx_scope *wctx_base_scope_(void);
+
 static inline wctx_scope *wctx_scope_current(void)
 {
     wctx_scope *s = wctx_top;
-    return s ? s : &wctx_base;
+    return __builtin_expect(s != NULL, 1) ? s : wctx_base_scope_();
 }
 
 /* The current context, for a snapshot at spawn. No reference is taken. */

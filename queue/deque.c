@@ -80,6 +80,8 @@ int wq_deque_grow_(wq_deque *d)
 void wq_deque_publish(wq_deque *d, bool all)
 {
     int64_t b = d->bottom, s = d->split_own;
+    /* Clear the request first: one raised after this is not lost. */
+    atomic_store_explicit(&d->want_split, 0, memory_order_relaxed);
     if (b > s) {
         int64_t ns = all ? b : s + (b - s + 1) / 2;
         d->split_own = ns;
@@ -88,7 +90,6 @@ void wq_deque_publish(wq_deque *d, bool all)
          * owner wrote with relaxed stores in push. */
         atomic_store_explicit(&d->split, ns, memory_order_release);
     }
-    atomic_store_explicit(&d->want_split, 0, memory_order_relaxed);
 }
 
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
@@ -116,8 +117,11 @@ bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
     /* The last item: race thieves for it with a strong CAS on top (a weak
      * one could fail spuriously and lose the item). seq_cst pairs with the
      * thieves' CAS on top. */
+    /* Failure order acquire: a lost race reads the thief's top, and our
+     * later pushes may reuse slot s on the strength of it (top_seen), so it
+     * must pair with the release half of the thief's CAS like grow's load. */
     bool won = atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
-                                                       memory_order_relaxed);
+                                                       memory_order_acquire);
     /* Either way top is now s + 1: the deque is empty. */
     atomic_store_explicit(&d->split, s + 1, memory_order_relaxed);
     d->split_own = s + 1;

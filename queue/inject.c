@@ -12,7 +12,9 @@ int wq_inject_init(wq_inject *q, unsigned log2_capacity)
     if (log2_capacity < 1 || log2_capacity > 24)
         return EINVAL;
     size_t n = (size_t)1 << log2_capacity;
-    q->cells = aligned_alloc(WQ_CACHELINE, n * sizeof(wq_cell));
+    /* aligned_alloc wants a size that is a multiple of the alignment. */
+    size_t bytes = (n * sizeof(wq_cell) + WQ_CACHELINE - 1) / WQ_CACHELINE * WQ_CACHELINE;
+    q->cells = aligned_alloc(WQ_CACHELINE, bytes);
     if (!q->cells)
         return ENOMEM;
     for (size_t i = 0; i < n; i++)

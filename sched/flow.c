@@ -22,6 +22,7 @@
 #include "sched/ws.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <string.h>
 
 _Atomic(uint64_t) ws_cancel_epoch = 1;
@@ -231,12 +232,19 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
         return ENOMEM;
     if (!ws_pool_usable(pool))
         return EINVAL;
-    /* seq_cst pairs with weft_pool_destroy's CAS of stopping and load of
-     * ext_open: a destroy either sees this flow or we see it stopping. */
+    /* seq_cst pairs with weft_pool_destroy's CAS of closing and load of
+     * ext_open: a destroy either sees this flow or we see it closing. */
     atomic_fetch_add_explicit(&pool->ext_open, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&pool->stopping, memory_order_seq_cst)) {
-        atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_relaxed);
-        return EINVAL;
+    while (atomic_load_explicit(&pool->closing, memory_order_seq_cst)) {
+        /* A destroy has claimed the pool. If it saw no open flow it stops
+         * the workers (stopping) and we fail; if it saw one it backs off
+         * (closing clears) and we go on. Opening while destroying a pool
+         * without any flow open is the caller's race. */
+        if (atomic_load_explicit(&pool->stopping, memory_order_acquire)) {
+            atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_relaxed);
+            return EINVAL;
+        }
+        sched_yield();
     }
     ws_flow_init(f, pool, NULL);
     return 0;

@@ -68,11 +68,15 @@ void ws_notify_after_rmw(struct weft_pool *p, int n)
 
 void ws_notify(struct weft_pool *p, int n)
 {
-    /* Pairs with the seq_cst fetch_add of sleepers in ws_park_wait: our
-     * work store before it and the sleepers load after it cannot both be
-     * missed by a sleeper's announce-then-recheck. */
-    atomic_thread_fence(memory_order_seq_cst);
-    ws_notify_after_rmw(p, n);
+    /* A seq_cst RMW used as a load (no standalone fence: ThreadSanitizer
+     * does not model those). It pairs with the seq_cst fetch_add of
+     * sleepers in ws_park_wait: our work store before it and this read
+     * cannot both be missed by a sleeper's announce-then-recheck. */
+    if (!atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
+        return;
+    /* Release pairs with the acquire load of epoch in ws_park_wait. */
+    atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
+    ws_futex_wake(&p->park.epoch, n);
 }
 
 void ws_park_wait(struct weft_pool *p, ws_worker *w)

@@ -269,6 +269,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     atomic_init(&p->park.epoch, 0);
     atomic_init(&p->park.sleepers, 0);
     atomic_init(&p->ext_open, 0);
+    atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);
 
     int err = wq_inject_init(&p->inject, 12);
@@ -329,14 +330,22 @@ int weft_pool_destroy(weft_pool *p)
     if (ws_self && ws_self->pool == p)
         return EDEADLK;
     /* Claim the pool: a second destroy, or a flow open racing with us, sees
-     * stopping. seq_cst pairs with the seq_cst increment of ext_open in
-     * weft_flow_open: either the opener sees stopping or we see its flow. */
-    int expected = 0;
-    if (!atomic_compare_exchange_strong_explicit(&p->stopping, &expected, 2, memory_order_seq_cst,
-                                                 memory_order_relaxed))
-        return EINVAL;
+     * closing. seq_cst pairs with the seq_cst increment of ext_open in
+     * weft_flow_open: either the opener sees closing or we see its flow.
+     * (Workers watch only stopping, so backing off below stops nobody.) */
+    for (int expected = 0; !atomic_compare_exchange_strong_explicit(
+             &p->closing, &expected, 1, memory_order_seq_cst, memory_order_relaxed);
+         expected = 0) {
+        /* Another destroy is deciding: with a flow open it will back off,
+         * and so do we; otherwise wait for its verdict. */
+        if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0)
+            return EBUSY;
+        if (atomic_load_explicit(&p->stopping, memory_order_acquire))
+            return EINVAL;
+        sched_yield();
+    }
     if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0) {
-        atomic_store_explicit(&p->stopping, 0, memory_order_seq_cst);
+        atomic_store_explicit(&p->closing, 0, memory_order_seq_cst);
         return EBUSY;
     }
     ws_pool_stop(p, p->nworkers);

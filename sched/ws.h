@@ -64,7 +64,8 @@ struct weft_pool {
     /* Flows opened by threads that are not this pool's workers. Flows opened
      * by its workers live inside those, so this alone says "busy". */
     _Alignas(WQ_CACHELINE) _Atomic(int64_t) ext_open;
-    _Atomic(int) stopping;
+    _Atomic(int) closing;  /* a destroy has claimed the pool (may back off) */
+    _Atomic(int) stopping; /* workers: exit when idle (final) */
 
     wq_inject inject;
 };

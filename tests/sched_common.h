@@ -1,0 +1,237 @@
+/*
+ * tests/sched_common.h — helpers shared by the scheduler tests (sched_*.c,
+ * misuse_*.c): scaling of iteration counts, a watchdog that turns a hang
+ * into a failure that says where it hung, small thread and time utilities.
+ *
+ * Scaling. Counts are written for a Release build. They are multiplied by
+ * test_scale(): $WEFT_TEST_SCALE if set (a positive number), else 0.1 under
+ * ThreadSanitizer and 0.25 under AddressSanitizer; $WEFT_SOAK=1 multiplies
+ * by 10 on top. SCALED(n) never goes below 1.
+ *
+ * Watchdog. watchdog_start(seconds) starts a detached thread; if the test
+ * is still running after that long (times the soak factor), it prints the
+ * current stage (set with STAGE("...")) and round (ROUND(n)) and exits with
+ * status 1. Tests
+ * assert what they compute, never how fast; the watchdog only bounds hangs.
+ *
+ * Threads by name. threads_named(prefix) counts this process's threads whose
+ * name (/proc/self/task/N/comm) starts with prefix; wait_threads_named
+ * waits until the count is exactly n (new workers name themselves once they
+ * run; a joined thread may linger in /proc for a moment).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef WEFT_TESTS_SCHED_COMMON_H
+#define WEFT_TESTS_SCHED_COMMON_H
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_TSAN
+#define TEST_TSAN 0
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+#define TEST_SANITIZED (TEST_TSAN || TEST_ASAN)
+
+static inline int test_soak(void)
+{
+    const char *s = getenv("WEFT_SOAK");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+static inline double test_scale(void)
+{
+    double f = TEST_TSAN ? 0.1 : TEST_ASAN ? 0.25 : 1.0;
+    const char *s = getenv("WEFT_TEST_SCALE");
+    if (s && *s) {
+        double v = atof(s);
+        if (v > 0)
+            f = v;
+    }
+    if (test_soak())
+        f *= 10;
+    return f;
+}
+
+static inline long scaled(long n)
+{
+    double v = (double)n * test_scale();
+    return v < 1 ? 1 : (long)v;
+}
+#define SCALED(n) scaled(n)
+
+/* ---- time ---------------------------------------------------------------- */
+
+static inline double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Spins (with a short nap) until *flag becomes nonzero or timeout_s passes;
+ * returns whether it became nonzero. For tests that must wait for another
+ * thread without depending on the scheduler under test. */
+static inline int wait_flag(atomic_int *flag, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    for (unsigned i = 0; !atomic_load_explicit(flag, memory_order_acquire); i++) {
+        if (now_s() > end)
+            return 0;
+        if (i > 1000)
+            sleep_us(50);
+    }
+    return 1;
+}
+
+/* ---- watchdog ------------------------------------------------------------ */
+
+static _Atomic(const char *) test_stage_ = "start";
+static atomic_long test_round_ = -1;
+#define STAGE(s)                                                               \
+    (atomic_store_explicit(&test_round_, -1, memory_order_relaxed),            \
+     atomic_store_explicit(&test_stage_, (s), memory_order_relaxed))
+/* Marks progress inside a stage (printed by the watchdog). */
+#define ROUND(n) atomic_store_explicit(&test_round_, (long)(n), memory_order_relaxed)
+
+static void *watchdog_main_(void *arg)
+{
+    double secs = *(double *)arg;
+    free(arg);
+    double end = now_s() + secs;
+    while (now_s() < end)
+        sleep_us(100000);
+    fprintf(stderr, "WATCHDOG: test still running after %.0f s, in stage: %s, round %ld\n",
+            secs, atomic_load_explicit(&test_stage_, memory_order_relaxed),
+            atomic_load_explicit(&test_round_, memory_order_relaxed));
+    fflush(stderr);
+    _Exit(1);
+    return NULL;
+}
+
+static inline void watchdog_start(double seconds)
+{
+    /* Progress lines survive a failing CHECK's _Exit. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    double *arg = malloc(sizeof *arg);
+    CHECK(arg != NULL);
+    *arg = seconds * (test_soak() ? 10 : 1);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, watchdog_main_, arg) == 0);
+    pthread_detach(t);
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+static inline pthread_t start_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, fn, arg) == 0);
+    return t;
+}
+
+static inline void join_thread(pthread_t t)
+{
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* ---- threads of this process, by name ------------------------------------ */
+
+/* Counts this process's threads whose name starts with prefix; if names is
+ * not NULL, also collects the names (up to max). */
+static inline int threads_named(const char *prefix, char (*names)[16], int max)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[288], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread just exited */
+        if (fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        if (strncmp(comm, prefix, strlen(prefix)) == 0) {
+            if (names && n < max) {
+                size_t len = strnlen(comm, 15);
+                memcpy(names[n], comm, len);
+                names[n][len] = 0;
+            }
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Waits (up to 10 s) until exactly n threads have a name starting with
+ * prefix: a new worker names itself once it runs, and a joined thread may
+ * linger in /proc for a moment after pthread_join returns. */
+static inline int wait_threads_named(const char *prefix, int n)
+{
+    double end = now_s() + 10;
+    int got;
+    while ((got = threads_named(prefix, NULL, 0)) != n && now_s() < end)
+        sleep_us(1000);
+    return got;
+}
+
+static inline void check_no_threads(const char *prefix)
+{
+    CHECK_EQ(wait_threads_named(prefix, 0), 0);
+}
+
+/* A deterministic 64-bit mix (splitmix64's finaliser). */
+static inline uint64_t mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+#endif /* WEFT_TESTS_SCHED_COMMON_H */
