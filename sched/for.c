@@ -45,8 +45,17 @@ int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain, weft_range
             grain = 1;
     }
     ws_range root = {begin, end, grain, fn, arg};
-    if (w && w->pool == pool)
-        return ws_range_run(&root);
+    if (w && w->pool == pool) {
+        if (pool->flags & WEFT_POOL_NO_CTX)
+            return ws_range_run(&root);
+        /* Pieces are like tasks: a set inside one stays inside it. Joins
+         * give the halves scopes of their own; the root needs one too. */
+        wctx_scope s;
+        wctx_enter(&s, wctx_current());
+        int r = ws_range_run(&root);
+        wctx_leave(&s);
+        return r;
+    }
     /* Elsewhere: run the root as a task of the pool and wait for it. */
     weft_flow flow;
     int err = weft_flow_open(&flow, pool);

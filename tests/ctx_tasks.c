@@ -11,7 +11,8 @@
  *  3. weft_join: both halves see the joiner's context (also when the first
  *     half is stolen: checked that it was, with 2+ workers); sets inside a
  *     half stay there; a recursive join tree that sets at every other level;
- *     weft_join from a plain thread (default pool).
+ *     weft_join from a plain thread (default pool); weft_for's pieces see
+ *     the caller's context, from a plain thread and from a task.
  *  4. weft_ctx_set in a task changes that task only: the task and what it
  *     spawns afterwards (into its parent's flow and into a nested flow) see
  *     it; what it spawned before, its parent and a concurrently running
@@ -296,6 +297,55 @@ static void test_join(weft_pool *p)
     CHECK(a.got_b == V(0xB1) && b.got_b == V(0xB1));
     CHECK(a.worker >= 0 && b.worker >= 0);
     CHECK(weft_ctx_get(va) == V(555));
+}
+
+struct forck {
+    void        *want_a;
+    _Atomic(long) covered;
+    _Atomic(uint64_t) workers;
+};
+
+static void for_piece(size_t begin, size_t end, void *arg)
+{
+    struct forck *c = arg;
+    CHECK(weft_ctx_get(va) == c->want_a);
+    CHECK(weft_ctx_get(vb) == V(0xB1));
+    int w = weft_worker_index();
+    if (w >= 0)
+        atomic_fetch_or(&c->workers, 1ull << (w & 63));
+    /* A set inside a piece is that piece's alone (a fresh scope per half). */
+    CHECK_EQ(weft_ctx_set(va, V(0xF0F0)), 0);
+    atomic_fetch_add(&c->covered, (long)(end - begin));
+}
+
+static int for_in_task(void *arg)
+{
+    struct forck *c = arg;
+    CHECK_EQ(weft_ctx_set(va, c->want_a), 0);
+    CHECK_EQ(weft_for(NULL, 0, 100000, 64, for_piece, c), 0);
+    CHECK(weft_ctx_get(va) == c->want_a);
+    return 0;
+}
+
+static void test_for(weft_pool *p)
+{
+    CHECK_EQ(weft_ctx_set(vb, V(0xB1)), 0);
+    CHECK_EQ(weft_ctx_set(va, V(0xF1)), 0);
+    struct forck c = {V(0xF1), 0, 0};
+    CHECK_EQ(weft_for(p, 0, 100000, 64, for_piece, &c), 0);
+    CHECK_EQ(atomic_load(&c.covered), 100000);
+    CHECK(weft_ctx_get(va) == V(0xF1));
+
+    struct forck d = {V(0xF2), 0, 0};
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, p), 0);
+    CHECK_EQ(weft_spawn(&f, for_in_task, &d), 0);
+    CHECK_EQ(weft_flow_close(&f), 0);
+    CHECK_EQ(atomic_load(&d.covered), 100000);
+    printf("  weft_for: pieces ran on %d and %d workers\n",
+           __builtin_popcountll(atomic_load(&c.workers)),
+           __builtin_popcountll(atomic_load(&d.workers)));
+    CHECK(weft_ctx_get(va) == V(0xF1));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -686,6 +736,7 @@ int main(void)
         test_spawn_from_thread(p);
         test_spawn_from_task(p);
         test_join(p);
+        test_for(p);
         test_set_isolation(p);
         test_private_values(p);
         test_external_threads(p);

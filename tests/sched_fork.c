@@ -160,6 +160,8 @@ static void test_fork_quiet(void)
             _exit(0);
         /* A grandchild: the child's default pool is inherited in turn. */
         weft_pool *mine = weft_default_pool();
+        wait_threads_named("weft-", (int)weft_pool_workers(mine)); /* settled: see main */
+        sleep_us(20000);
         pid_t gc = fork();
         CHECK(gc >= 0);
         if (gc == 0) {
@@ -314,6 +316,15 @@ int main(void)
     unsetenv("WEFT_WORKERS");
     weft_pool_config cfg = {.workers = 2, .name = "fork"};
     CHECK_EQ(weft_pool_create(&g_pool, &cfg), 0);
+    /* Let every worker finish starting up before the first fork: a thread
+     * starting up allocates (pthread_getattr_np), and gcc 12's
+     * AddressSanitizer allocator is not fork-safe: a child forked while
+     * another thread holds its lock deadlocks on its first allocation. */
+    weft_pool *def = weft_default_pool();
+    CHECK(def != NULL);
+    CHECK_EQ(wait_threads_named("fork-", 2), 2);
+    CHECK_EQ(wait_threads_named("weft-", (int)weft_pool_workers(def)), weft_pool_workers(def));
+    sleep_us(50000);
     test_fork_quiet();
     printf("fork, idle pools: ok\n");
     test_fork_busy();
