@@ -19,7 +19,7 @@ static int ws_join_half_run(void *p)
 }
 
 /* Not on a worker: run both on the default pool and sleep until done. */
-static int ws_join_elsewhere(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
+__attribute__((noinline)) static int ws_join_elsewhere(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 {
     ws_join_half ha = {a, arg_a, 0}, hb = {b, arg_b, 0};
     weft_flow flow;
