@@ -126,7 +126,10 @@ __attribute__((noinline)) static void ws_run_join(const wq_item *it)
         r = fn((void *)it->w[1]);
         wctx_leave(&s);
     } else {
-        r = fn((void *)it->w[1]); /* the worker thread's own context */
+        wctx_scope *outer = wctx_top; /* the worker thread's own context */
+        wctx_top = NULL;
+        r = fn((void *)it->w[1]);
+        wctx_top = outer;
     }
     ws_cur_flow = prev;
     jf->result = r;
@@ -153,7 +156,12 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
         weft_fn fn = (weft_fn)it->w[0];
         int r;
         if (f->flags & WS_FLOW_NO_CTX) {
+            /* The worker thread's own (base) context, even when this task
+             * is helped from inside a weft_ctx_run on this thread. */
+            wctx_scope *outer = wctx_top;
+            wctx_top = NULL;
             r = fn((void *)it->w[1]);
+            wctx_top = outer;
         } else {
             wctx_scope s;
             wctx_enter(&s, ctx);

@@ -23,7 +23,11 @@
  *     task), with a capture of the opener's context (equal to the pin:
  *     borrowed), then releasing the capture at once and the opener setting
  *     anew (only the pin keeps it); and into a flow opened by a task whose
- *     own snapshot is held by its item's reference.
+ *     own snapshot is held by its item's reference. Also a task whose
+ *     snapshot is borrowed (from its parent's flow's pin, itself borrowed
+ *     from the parent's item reference) that sets, then, in weft_ctx_run of
+ *     its initial snapshot, spawns into the root flow and returns, its
+ *     parent returning too, before that child runs.
  *  4. weft_join: halves borrow the joiner's owned context; a stolen half
  *     spawns into the joiner's flow and opens a flow of its own, and returns;
  *     the joiner sets anew and returns before those children run.
@@ -351,6 +355,78 @@ static void test_foreign(void)
     slows_done(fb.after, KF);
     slows_done(fc.before, KF);
     slows_done(fc.after, KF);
+}
+
+/* A task T whose snapshot is borrowed (from the pin of the flow its parent
+ * A opened, itself borrowed from A's snapshot, which only A's item reference
+ * holds) captures it, sets a value of its own, then, in weft_ctx_run of its
+ * initial snapshot, spawns into the root flow (an ancestor: the snapshot is
+ * not its pin, so the child takes a reference) and into its own flow (equal
+ * to the pin: borrowed), releases the capture and returns; A returns too,
+ * dropping the item reference, before the root's child runs. */
+struct initial {
+    void       *m2, *z;
+    weft_flow  *root;
+    weft_ctx   *cap;
+    struct slow s[3];
+};
+
+static int initial_body(void *arg)
+{
+    struct initial *in = arg;
+    CHECK(weft_ctx_get(va) == in->m2);
+    slow_init(&in->s[0], in->m2, INIT_B, 3000);
+    CHECK_EQ(weft_spawn(in->root, slow_check, &in->s[0]), 0);
+    slow_init(&in->s[1], in->m2, INIT_B, 300);
+    CHECK_EQ(weft_spawn(weft_current_flow(), slow_check, &in->s[1]), 0);
+    return 0;
+}
+
+static int initial_T(void *arg)
+{
+    struct initial *in = arg;
+    in->cap = weft_ctx_capture();
+    CHECK(in->cap != NULL);
+    in->z = fresh();
+    CHECK_EQ(weft_ctx_set(va, in->z), 0);
+    CHECK_EQ(weft_ctx_run(in->cap, initial_body, in), 0);
+    weft_ctx_release(in->cap);
+    in->cap = NULL;
+    slow_init(&in->s[2], in->z, INIT_B, 2000);
+    CHECK_EQ(weft_spawn(in->root, slow_check, &in->s[2]), 0);
+    CHECK(weft_ctx_get(va) == in->z);
+    return 0;
+}
+
+static int initial_A(void *arg)
+{
+    struct initial *in = arg;
+    CHECK(weft_ctx_get(va) == in->m2);
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, NULL), 0); /* pin: borrowed m2 */
+    CHECK_EQ(weft_spawn(&f, initial_T, in), 0);
+    return weft_flow_close(&f); /* then our item's reference on m2 goes */
+}
+
+static void test_initial_into_ancestor(void)
+{
+    enum { N = 16 };
+    static struct initial in[N];
+    memset(in, 0, sizeof in);
+    CHECK_EQ(weft_ctx_set(vb, INIT_B), 0);
+    CHECK_EQ(weft_ctx_set(va, fresh()), 0);
+    weft_flow root;
+    CHECK_EQ(weft_flow_open(&root, g_pool), 0); /* pins main's context */
+    for (int i = 0; i < N; i++) {
+        in[i].m2 = fresh();
+        in[i].root = &root;
+        CHECK_EQ(weft_ctx_set(va, in[i].m2), 0); /* != the pin: A's item holds it */
+        CHECK_EQ(weft_spawn(&root, initial_A, &in[i]), 0);
+    }
+    CHECK_EQ(weft_ctx_set(va, fresh()), 0); /* main drops the last m2 */
+    CHECK_EQ(weft_flow_close(&root), 0);
+    for (int i = 0; i < N; i++)
+        slows_done(in[i].s, 3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -700,6 +776,7 @@ int main(void)
             RUN(test_set_after_open);
             RUN(test_chain);
             RUN(test_foreign);
+            RUN(test_initial_into_ancestor);
             RUN(test_join);
             RUN(test_cancel);
             RUN(test_thread_exit);
