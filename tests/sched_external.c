@@ -4,9 +4,9 @@
  *     tiny tasks at once, on one shared pool and on the default pool: every
  *     task runs exactly once, on a worker of the flow's pool, and only
  *     before the close returns;
- *   - several threads feed one shared flow, opened by main and closed by yet
- *     another thread after the feeders are done, while the tasks also spawn
- *     into it themselves;
+ *   - several threads feed one shared flow, opened by main and closed, after
+ *     the feeders are done, by main or by yet another thread, while the
+ *     tasks also spawn into it themselves;
  *   - weft_join from external threads (concurrently): both halves run, on
  *     default-pool workers, with the contract's result rule.
  *
@@ -148,7 +148,8 @@ static void *closer_thread(void *p)
     return NULL;
 }
 
-static void test_shared_flow(weft_pool *pool)
+/* third_party: a separate thread joins the feeders and closes; else main. */
+static void test_shared_flow(weft_pool *pool, bool third_party)
 {
     feeder_arg args[NTHREADS];
     pthread_t t[NTHREADS];
@@ -166,8 +167,10 @@ static void test_shared_flow(weft_pool *pool)
         t[i] = start_thread(feeder_thread, &args[i]);
     }
     closer_arg ca = {&f, t, args, NTHREADS};
-    pthread_t closer = start_thread(closer_thread, &ca);
-    join_thread(closer);
+    if (third_party)
+        join_thread(start_thread(closer_thread, &ca));
+    else
+        closer_thread(&ca);
     pthread_barrier_destroy(&g_start);
     /* The flow's memory is ours again: reuse it. */
     CHECK_EQ(weft_flow_open(&f, pool), 0);
@@ -260,12 +263,14 @@ int main(void)
     t0 = now_s();
     STAGE("feeders into one shared flow");
     int rounds = (int)SCALED(3);
-    for (int r = 0; r < rounds; r++)
-        test_shared_flow(pool);
+    for (int r = 0; r < rounds; r++) {
+        test_shared_flow(pool, false);
+        test_shared_flow(pool, true);
+    }
     weft_pool *one;
     weft_pool_config cfg1 = {.workers = 1, .name = "ext1"};
     CHECK_EQ(weft_pool_create(&one, &cfg1), 0);
-    test_shared_flow(one);
+    test_shared_flow(one, true);
     CHECK_EQ(weft_pool_destroy(one), 0);
     printf("shared flow: ok (%.2f s)\n", now_s() - t0);
 
