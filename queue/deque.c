@@ -94,6 +94,26 @@ void wq_deque_publish(wq_deque *d, bool all)
 
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
 {
+    /* One shared item (the common case: a push onto an empty deque
+     * publishes it): race the thieves for it with the CAS on top alone. A
+     * thief takes index t only by the same CAS, so exactly one of us gets
+     * it; split need not be lowered first. Acquire on the load and on the
+     * CAS's failure pairs with the release half of the thieves' CAS, as in
+     * wq_deque_grow_ (later pushes may reuse the slot via top_seen). */
+    int64_t t1 = atomic_load_explicit(&d->top, memory_order_acquire);
+    if (t1 == d->split_own - 1) {
+        wq_slot_load_(&d->arr->slots[t1 & d->arr->mask], out);
+        bool won = atomic_compare_exchange_strong_explicit(&d->top, &t1, t1 + 1,
+                                                           memory_order_seq_cst,
+                                                           memory_order_acquire);
+        /* Either way top is now split: the deque is empty. */
+        d->top_seen = d->split_own;
+        return won;
+    }
+    if (t1 >= d->split_own) {
+        d->top_seen = t1;
+        return false; /* nothing shared either */
+    }
     int64_t s = d->split_own - 1;
     /* The Chase-Lev StoreLoad: the seq_cst store of split and the seq_cst
      * load of top pair with the seq_cst load of top and load of split in

@@ -14,7 +14,8 @@
  * accesses: no fence, no locked instruction. A thief that finds the shared
  * part empty raises want_split; the owner notices on its next push and
  * publishes the older half of its private items with one release store of
- * split; it does the same on a push that finds the shared part empty. Only when the private part is empty does the owner take from the
+ * split. (sched/ also publishes when the shared part is empty and another
+ * worker exists: see ws_after_push.) Only when the private part is empty does the owner take from the
  * shared part, and then it runs the Chase-Lev take protocol on split
  * (Lê, Pop, Cohen, Zappa Nardelli, PPoPP 2013) with split in bottom's role.
  *
@@ -99,16 +100,11 @@ static inline void wq_slot_load_(wq_slot *s, wq_item *it)
     it->w[3] = atomic_load_explicit(&s->w[3], memory_order_relaxed);
 }
 
-/* Owner, after a push: publish when a thief asked, or when nothing is
- * shared. The second keeps "a non-empty deque has a stealable item", so an
- * owner that pushes and then runs a long task inline cannot hide all its
- * work. It rarely fires in fork-join: the shared item is the oldest, deep
- * in the recursion. top is read relaxed: a stale (smaller) value only
- * delays a publish until a thief asks. */
-static inline bool wq_deque_should_publish_(wq_deque *d)
+/* Owner: whether nothing is shared (thieves would find the deque empty).
+ * top is read relaxed: a stale (smaller) value only says "not empty". */
+static inline bool wq_deque_shared_empty(const wq_deque *d)
 {
-    return atomic_load_explicit(&d->want_split, memory_order_relaxed) ||
-           atomic_load_explicit(&d->top, memory_order_relaxed) >= d->split_own;
+    return atomic_load_explicit(&d->top, memory_order_relaxed) >= d->split_own;
 }
 
 /* Owner: pushes it at the bottom, into the private part. 0 or ENOMEM. */
@@ -123,7 +119,7 @@ static inline int wq_deque_push(wq_deque *d, const wq_item *it)
     wq_slot_store_(&d->arr->slots[b & d->arr->mask], it);
     /* Private: no ordering needed until publish's release store of split. */
     d->bottom = b + 1;
-    if (__builtin_expect(wq_deque_should_publish_(d), 0))
+    if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
         wq_deque_publish(d, false);
     return 0;
 }

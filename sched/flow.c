@@ -340,7 +340,7 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
             wq_slot_store_(&d->arr->slots[b & d->arr->mask], &it);
             d->bottom = b + 1;
             f->local_pending++;
-            if (WS_UNLIKELY(wq_deque_should_publish_(d)))
+            if (WS_UNLIKELY(atomic_load_explicit(&d->want_split, memory_order_relaxed)))
                 wq_deque_publish(d, false);
             ws_after_push(w);
             return 0;

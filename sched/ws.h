@@ -48,6 +48,7 @@ typedef struct ws_worker {
     uint64_t          rng;
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
+    bool              others;     /* the pool has other workers (thieves) */
     pthread_t         thread;
 } ws_worker;
 
@@ -143,9 +144,16 @@ static inline void ws_cpu_relax(void)
 #endif
 }
 
-/* After a push onto w's own deque: if some worker sleeps, let it have work. */
+/* After a push onto w's own deque. With other workers around, keep "a
+ * non-empty deque has a stealable item": a worker that pushes and then runs
+ * a long task inline (the inline half of a join, say) must not hide all its
+ * work until its next deque operation. It rarely fires in fork-join (the
+ * shared item is the oldest, deep in the recursion), never on one worker.
+ * And if some worker sleeps, let it have work. */
 static inline void ws_after_push(ws_worker *w)
 {
+    if (w->others && WS_UNLIKELY(wq_deque_shared_empty(&w->deque)))
+        wq_deque_publish(&w->deque, false);
     if (WS_UNLIKELY(atomic_load_explicit(w->sleepers, memory_order_relaxed)))
         ws_offer_private(w);
 }
