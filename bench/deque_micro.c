@@ -7,7 +7,11 @@
 #include "deque_micro.h"
 #include "timing.h"
 
-#include "queue/wq_deque.h"
+/* queue/wq_deque.h, found by bench/CMakeLists.txt. */
+#ifndef WEFT_BENCH_WQ_HEADER
+#define WEFT_BENCH_WQ_HEADER "queue/wq_deque.h"
+#endif
+#include WEFT_BENCH_WQ_HEADER
 
 #include <errno.h>
 #include <pthread.h>

@@ -829,6 +829,10 @@ int main(int argc, char **argv)
             if (int v = std::atoi(tok); v > 0)
                 worker_counts.push_back((unsigned)v);
     }
+    if (worker_counts.empty()) {
+        std::fprintf(stderr, "weft_bench: --workers needs a list of positive numbers\n");
+        return 2;
+    }
     unsigned maxw = *std::max_element(worker_counts.begin(), worker_counts.end());
     /* Let oneTBB have maxw workers (its default is nproc - 1), so that an
      * arena(n, 0) fed from outside gets n workers as weft does. */

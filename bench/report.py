@@ -160,7 +160,8 @@ def summarize(rows):
                                            and wl not in SPECIAL) else None)
         bp = best(wl, w, lambda rt: family(rt) in PEER_FAMILIES)
         e["best_peer"] = bp
-        e["x_peer"] = (e["min"] / bp if (bp and e["min"] is not None) else None)
+        e["x_peer"] = (e["min"] / bp if (bp and e["min"] is not None
+                                          and wl != "idle_cpu") else None)
         # idle CPU is a near-zero quantity: its spread says nothing.
         e["noisy"] = (e["spread"] is not None and e["spread"] > NOISY_SPREAD
                       and not (wl == "idle_cpu" and (e["median"] or 0) < 0.01))
@@ -450,9 +451,16 @@ def main():
             f"load average at start {la0}, at end {la1}")
         busy0 = meta.get("busy_cores_start")
         if la0 and la0[0] > 0.5:
-            warn.append(f"load average {la0[0]:.2f} > 0.5 at start (it decays over minutes: "
-                        f"a build just before inflates it; busy cores measured at start: "
-                        f"{busy0 if busy0 is not None else '?'})")
+            busy = f"{max(busy0, 0.0) + 0.0:.2f}" if busy0 is not None else "?"
+            text = (f"load average {la0[0]:.2f} > 0.5 at start; other processes used "
+                    f"{busy} cores just before the start")
+            if busy0 is not None and busy0 < 0.2:
+                # The load average decays over minutes and still remembers
+                # the build that bench/run just did.
+                meta_lines.append("note: " + text + " (the load average still counts "
+                                  "the build)")
+            else:
+                warn.append(text)
         if fc is not None and fc > 0.1:
             warn.append(f"other processes used {fc:.2f} of a core during the run: "
                         "results are noisy")
@@ -472,8 +480,11 @@ def main():
     if noisy:
         print(f"\n{noisy} row(s) flagged noisy (median/min > {NOISY_SPREAD}).")
 
+    # A workload's input, from its first parallel entry (serial baselines
+    # of the micro-benchmarks describe only themselves).
     labels, seen = [], set()
-    for e in summary:
+    for e in sorted(summary, key=lambda e: (wl_sort_key(e["workload"]),
+                                            family(e["runtime"]) == "serial")):
         if e["label"] and e["workload"] not in seen:
             seen.add(e["workload"])
             labels.append((e["workload"], e["label"]))

@@ -88,8 +88,13 @@ WEFT_API int weft_worker_index(void);
 typedef int (*weft_fn)(void *arg);
 
 /* Caller-allocated; the stack is fine. Its contents are private. */
+#ifdef __cplusplus
+#define WEFT_ALIGNAS_(n) alignas(n)
+#else
+#define WEFT_ALIGNAS_(n) _Alignas(n)
+#endif
 typedef struct weft_flow {
-    _Alignas(64) uint64_t opaque_[16];
+    WEFT_ALIGNAS_(64) uint64_t opaque_[16];
 } weft_flow;
 
 /* Opens a flow on pool (NULL: the calling worker's pool, else the default
