@@ -140,6 +140,18 @@ static inline bool wq_deque_take(wq_deque *d, wq_item *out)
     return wq_deque_take_shared_(d, out);
 }
 
+/* Owner: drops the newest item if it is private, without reading it (the
+ * caller knows what it pushed). false: it is shared, or gone. */
+static inline bool wq_deque_drop_private(wq_deque *d)
+{
+    int64_t b = d->bottom;
+    if (__builtin_expect(b > d->split_own, 1)) {
+        d->bottom = b - 1;
+        return true;
+    }
+    return false;
+}
+
 /* Owner: the index one past the newest item. Items pushed later get larger
  * indices, so a caller can take back "everything pushed since" a mark. */
 static inline int64_t wq_deque_bottom(const wq_deque *d)

@@ -37,15 +37,15 @@ __attribute__((noinline)) static int ws_join_elsewhere(weft_fn a, void *arg_a, w
     return ha.result ? ha.result : hb.result;
 }
 
-static int ws_call_in_scope(weft_fn fn, void *arg, struct weft_ctx *ctx, bool with_ctx)
+/* Both halves run in one scope with the joiner's context (borrowed: we do
+ * not return before a is done). A set made by b is dropped before a runs,
+ * so each half starts from the joiner's context, as a spawned task would. */
+static inline void ws_scope_reset(wctx_scope *s, struct weft_ctx *ctx)
 {
-    if (!with_ctx)
-        return fn(arg);
-    wctx_scope s;
-    wctx_enter(&s, ctx);
-    int r = fn(arg);
-    wctx_leave(&s);
-    return r;
+    if (s->owned) {
+        wctx_drop_owned_(s);
+        s->cur = ctx;
+    }
 }
 
 int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
@@ -56,36 +56,56 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
     if (!w)
         return ws_join_elsewhere(a, arg_a, b, arg_b);
 
-    bool with_ctx = !(w->pool->flags & WEFT_POOL_NO_CTX);
-    /* Borrowed: we do not return before a is done, and our scope cannot
-     * change its context while we are in here. */
-    struct weft_ctx *ctx = with_ctx ? wctx_current() : NULL;
+    bool with_ctx = w->with_ctx;
+    struct weft_ctx *ctx = NULL;
+    wctx_scope s;
+    if (with_ctx) {
+        ctx = wctx_current();
+        wctx_enter(&s, ctx);
+    }
     ws_join_frame jf;
     atomic_init(&jf.done, 0);
-    jf.result = 0;
-    jf.with_ctx = with_ctx;
+    jf.with_ctx = with_ctx; /* jf.result is written by a thief, if any */
     jf.flow = ws_cur_flow;
     wq_item it = {{(uintptr_t)a, (uintptr_t)arg_a, (uintptr_t)&jf | WS_JOIN, (uintptr_t)ctx}};
     int64_t mark = wq_deque_bottom(&w->deque);
+    int ra, rb;
     if (wq_deque_push(&w->deque, &it) != 0) {
         /* No memory to offer a: run both here, in order. */
-        int ra = ws_call_in_scope(a, arg_a, ctx, with_ctx);
-        int rb = ws_call_in_scope(b, arg_b, ctx, with_ctx);
-        return ra ? ra : rb;
+        ra = a(arg_a);
+        if (with_ctx)
+            ws_scope_reset(&s, ctx);
+        rb = b(arg_b);
+        goto done;
     }
     ws_after_push(w);
 
-    int rb = ws_call_in_scope(b, arg_b, ctx, with_ctx);
+    rb = b(arg_b);
+    if (with_ctx)
+        ws_scope_reset(&s, ctx);
 
-    /* Take a back, running whatever b left above it. */
+    /* Take a back: at once if it is still our newest, private item (the
+     * common case: nothing was stolen and b left nothing). Index mark holds
+     * our item unless a helper nested in b already ran it (done is then
+     * set, by this thread) and something else was pushed there since; a
+     * stolen item leaves no private item at mark (top is past it). */
+    if (wq_deque_bottom(&w->deque) == mark + 1 &&
+        !atomic_load_explicit(&jf.done, memory_order_relaxed) &&
+        wq_deque_drop_private(&w->deque)) {
+        ra = a(arg_a);
+        goto done;
+    }
+    /* Else run whatever b left above it on the way down. */
     wq_item got;
     while (wq_deque_bottom(&w->deque) > mark && wq_deque_take(&w->deque, &got)) {
         if (got.w[2] == it.w[2]) {
-            int ra = ws_call_in_scope(a, arg_a, ctx, with_ctx);
-            return ra ? ra : rb;
+            ra = a(arg_a);
+            goto done;
         }
         ws_run(w, &got, true);
     }
+    if (with_ctx)
+        wctx_leave(&s);
 
     /* Stolen: help until the thief is done. */
     long nap = 50000;
@@ -113,4 +133,9 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
             nap *= 2;
     }
     return jf.result ? jf.result : rb;
+
+done:
+    if (with_ctx)
+        wctx_leave(&s);
+    return ra ? ra : rb;
 }

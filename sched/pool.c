@@ -295,6 +295,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         w->index = i;
         w->sleepers = &p->park.sleepers;
         w->others = n > 1;
+        w->with_ctx = !(cfg->flags & WEFT_POOL_NO_CTX);
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uintptr_t)p;
         if ((err = wq_deque_init(&w->deque, 10)) != 0) {
             ws_pool_free(p);

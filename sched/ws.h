@@ -49,6 +49,7 @@ typedef struct ws_worker {
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
     bool              others;     /* the pool has other workers (thieves) */
+    bool              with_ctx;   /* the pool carries context snapshots */
     pthread_t         thread;
 } ws_worker;
 
