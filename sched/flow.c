@@ -196,7 +196,9 @@ static void ws_flow_init(ws_flow *f, struct weft_pool *pool, ws_worker *owner)
     f->parent = ws_cur_flow;
     f->base = owner ? wq_deque_bottom(&owner->deque) : 0;
     f->local_pending = 0;
-    f->opener = ws_thread_token();
+    /* Only an external opener counts its spawns by thread (owners by
+     * worker), so only it needs its token. */
+    f->opener = owner ? NULL : ws_thread_token();
     if (pool->flags & WEFT_POOL_NO_CTX) {
         f->flags |= WS_FLOW_NO_CTX;
         f->ctx_pin = NULL;
@@ -213,11 +215,12 @@ static void ws_flow_init(ws_flow *f, struct weft_pool *pool, ws_worker *owner)
     atomic_init(&f->state, 0);
     atomic_init(&f->error, 0);
     atomic_init(&f->canceled, 0);
-    /* Start from the parent's answer, so that checks cost O(1) until some
-     * flow is canceled (then each flow walks up once). */
-    uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
-    bool up = f->parent && ws_flow_canceled_fast(f->parent);
-    atomic_init(&f->cancel_cache, e << 1 | up);
+    /* Start from the parent's cached answer (our own flag is clear), so
+     * checks cost O(1) until some flow is canceled; a stale copy only makes
+     * the first check walk up to the nearest current cache. */
+    atomic_init(&f->cancel_cache,
+                f->parent ? atomic_load_explicit(&f->parent->cancel_cache, memory_order_relaxed)
+                          : atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire) << 1);
     /* Published to other threads only through spawned tasks (release/acquire
      * in the queues), so relaxed is enough. */
     atomic_store_explicit(&f->magic, WS_FLOW_OPEN, memory_order_relaxed);
