@@ -9,9 +9,10 @@
  * If a thief runs one, the thief decrements the atomic state instead, which
  * can go negative. At close the owner drains its deque down to where it was
  * when the flow opened, then moves what is left of local_pending (exactly
- * the stolen ones) into state. Every other spawn (by another thread, or into
- * a flow without owner) is WS_REMOTE: counted into state at spawn and out at
- * completion. So state + local_pending never undercounts, and when the owner
+ * the stolen ones) into state. A non-worker thread that opened a flow does
+ * the same for its own spawns (they go to the injection queue, so all of
+ * them count down state). Every other spawn is WS_REMOTE: counted into
+ * state at spawn and out at completion. So state + local_pending never undercounts, and when the owner
  * has moved local_pending in, state reaches zero exactly when the last task
  * is done. docs/scheduler.md has the argument.
  *
@@ -356,8 +357,9 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
 static void ws_flow_sleep(ws_flow *f, int64_t s, long timeout_ns)
 {
     if (!(s & WS_WAITER)) {
-        /* acq_rel? no: the flag only asks for a wake-up; relaxed CAS, and
-         * the futex compares the word atomically in the kernel. */
+        /* Relaxed: the flag only asks for a wake-up (the completer sees it
+         * in its own RMW's result); the futex compares the word in the
+         * kernel, and our next acquire load of state does the ordering. */
         if (!atomic_compare_exchange_strong_explicit(&f->state, &s, s | WS_WAITER,
                                                      memory_order_relaxed, memory_order_relaxed))
             return; /* changed: look again */
@@ -377,7 +379,7 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
         if ((s >> 1) == 0)
             return;
         if (w) {
-            if (w == f->owner && f->local_pending) /* w != NULL here */
+            if (w == f->owner && f->local_pending)
                 return; /* a helped task spawned into f locally: drain first */
             if (ws_help(w)) {
                 spins = 0;
