@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "uts.h"
 
@@ -42,6 +43,31 @@ static inline bool nq_ok(const signed char *b, int row, int col)
             return false;
     }
     return true;
+}
+
+/* A board with queens in rows 0..row-1; r: the solutions below it. */
+typedef struct nq_arg {
+    int         n, row;
+    signed char b[NQ_MAX];
+    uint64_t    r;
+} nq_arg;
+
+/* Fills kids with the boards one queen further down (a spawn each, in every
+ * runtime); returns how many. */
+static inline int nq_children(const nq_arg *a, nq_arg *kids)
+{
+    int k = 0;
+    for (int col = 0; col < a->n; col++) {
+        if (!nq_ok(a->b, a->row, col))
+            continue;
+        nq_arg *c = &kids[k++];
+        c->n = a->n;
+        c->row = a->row + 1;
+        memcpy(c->b, a->b, (size_t)a->row);
+        c->b[a->row] = (signed char)col;
+        c->r = 0;
+    }
+    return k;
 }
 
 uint64_t nqueens_serial(int n);

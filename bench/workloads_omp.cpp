@@ -36,12 +36,6 @@ uint64_t fib(int n, unsigned threads)
     return r;
 }
 
-struct nq_arg {
-    int         n, row;
-    signed char b[NQ_MAX];
-    uint64_t    r;
-};
-
 static void nq_rec(nq_arg *a)
 {
     if (a->row == a->n) {
@@ -49,17 +43,7 @@ static void nq_rec(nq_arg *a)
         return;
     }
     nq_arg kids[NQ_MAX];
-    int k = 0;
-    for (int col = 0; col < a->n; col++) {
-        if (!nq_ok(a->b, a->row, col))
-            continue;
-        nq_arg *c = &kids[k++];
-        c->n = a->n;
-        c->row = a->row + 1;
-        std::memcpy(c->b, a->b, (size_t)a->row);
-        c->b[a->row] = (signed char)col;
-        c->r = 0;
-    }
+    int k = nq_children(a, kids);
     a->r = 0;
     if (k == 0)
         return;

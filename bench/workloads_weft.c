@@ -158,12 +158,6 @@ int fib_weft_join(weft_pool *p, int n, uint64_t *out)
 
 /* ---- nqueens ----------------------------------------------------------------- */
 
-typedef struct nq_arg {
-    int         n, row;
-    signed char b[NQ_MAX];
-    uint64_t    r;
-} nq_arg;
-
 static int nq_task(void *p)
 {
     nq_arg *a = p;
@@ -172,17 +166,7 @@ static int nq_task(void *p)
         return 0;
     }
     nq_arg kids[NQ_MAX];
-    int k = 0;
-    for (int col = 0; col < a->n; col++) {
-        if (!nq_ok(a->b, a->row, col))
-            continue;
-        nq_arg *c = &kids[k++];
-        c->n = a->n;
-        c->row = a->row + 1;
-        memcpy(c->b, a->b, (size_t)a->row);
-        c->b[a->row] = (signed char)col;
-        c->r = 0;
-    }
+    int k = nq_children(a, kids);
     a->r = 0;
     if (k == 0)
         return 0;
