@@ -48,7 +48,7 @@ void wq_deque_destroy(wq_deque *d)
     d->arr = NULL;
 }
 
-int wq_deque_grow_(wq_deque *d)
+static int wq_deque_grow(wq_deque *d)
 {
     /* Acquire pairs with the release half of the thieves' CAS on top: a slot
      * a thief read before its CAS is not rewritten before that read. */
@@ -77,6 +77,15 @@ int wq_deque_grow_(wq_deque *d)
     return 0;
 }
 
+int wq_deque_push_slow_(wq_deque *d, const wq_item *it)
+{
+    /* Grows only if thieves have not made room meanwhile; room either way. */
+    int err = wq_deque_grow(d);
+    if (!err)
+        wq_deque_try_push(d, it);
+    return err;
+}
+
 void wq_deque_publish(wq_deque *d, bool all)
 {
     int64_t b = d->bottom, s = d->split_own;
@@ -94,12 +103,13 @@ void wq_deque_publish(wq_deque *d, bool all)
 
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
 {
-    /* One shared item (the common case: a push onto an empty deque
-     * publishes it): race the thieves for it with the CAS on top alone. A
+    /* One shared item (the common case: sched/ publishes a push onto a
+     * deque with nothing shared): race the thieves for it with the CAS on
+     * top alone. A
      * thief takes index t only by the same CAS, so exactly one of us gets
      * it; split need not be lowered first. Acquire on the load and on the
      * CAS's failure pairs with the release half of the thieves' CAS, as in
-     * wq_deque_grow_ (later pushes may reuse the slot via top_seen). */
+     * wq_deque_grow (later pushes may reuse the slot via top_seen). */
     int64_t t1 = atomic_load_explicit(&d->top, memory_order_acquire);
     if (t1 == d->split_own - 1) {
         wq_slot_load_(&d->arr->slots[t1 & d->arr->mask], out);
@@ -165,13 +175,13 @@ int wq_deque_steal(wq_deque *d, wq_item *out)
             atomic_store_explicit(&d->want_split, 1, memory_order_relaxed);
         return WQ_EMPTY;
     }
-    /* Acquire pairs with the release store of array in wq_deque_grow_. Any
+    /* Acquire pairs with the release store of array in wq_deque_grow. Any
      * array we may see holds item t unchanged, or top has moved past t and
      * the CAS below fails. Old arrays are freed only with the deque. */
     wq_array *a = atomic_load_explicit(&d->array, memory_order_acquire);
     wq_slot_load_(&a->slots[t & a->mask], out);
     /* seq_cst CAS pairs with the owner's CAS on top for the last item and
-     * with its acquire load of top in wq_deque_grow_ (release half). */
+     * with its acquire load of top in wq_deque_grow (release half). */
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
                                                  memory_order_relaxed))
         return WQ_RETRY;

@@ -15,7 +15,8 @@
  * part empty raises want_split; the owner notices on its next push and
  * publishes the older half of its private items with one release store of
  * split. (sched/ also publishes when the shared part is empty and another
- * worker exists: see ws_after_push.) Only when the private part is empty does the owner take from the
+ * worker exists: see ws_after_push.) Only when the private part is empty
+ * does the owner take from the
  * shared part, and then it runs the Chase-Lev take protocol on split
  * (Lê, Pop, Cohen, Zappa Nardelli, PPoPP 2013) with split in bottom's role.
  *
@@ -77,7 +78,7 @@ int  wq_deque_init(wq_deque *d, unsigned log2_capacity);
 void wq_deque_destroy(wq_deque *d);
 
 /* Slow paths of the inline owner operations. */
-int  wq_deque_grow_(wq_deque *d);
+int  wq_deque_push_slow_(wq_deque *d, const wq_item *it); /* grow, then push */
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out);
 
 /* Owner: moves private items into the shared part: half of them (rounded
@@ -107,21 +108,28 @@ static inline bool wq_deque_shared_empty(const wq_deque *d)
     return atomic_load_explicit(&d->top, memory_order_relaxed) >= d->split_own;
 }
 
-/* Owner: pushes it at the bottom, into the private part. 0 or ENOMEM. */
-static inline int wq_deque_push(wq_deque *d, const wq_item *it)
+/* Owner: pushes it at the bottom, into the private part, if the array has
+ * room; false when it is full (wq_deque_push grows it). No call, so it keeps
+ * a caller's fast path a leaf. */
+static inline bool wq_deque_try_push(wq_deque *d, const wq_item *it)
 {
     int64_t b = d->bottom;
-    if (__builtin_expect(b - d->top_seen > d->arr->mask, 0)) {
-        int err = wq_deque_grow_(d);
-        if (err)
-            return err;
-    }
+    if (__builtin_expect(b - d->top_seen > d->arr->mask, 0))
+        return false;
     wq_slot_store_(&d->arr->slots[b & d->arr->mask], it);
     /* Private: no ordering needed until publish's release store of split. */
     d->bottom = b + 1;
     if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
         wq_deque_publish(d, false);
-    return 0;
+    return true;
+}
+
+/* Owner: pushes it at the bottom, into the private part. 0 or ENOMEM. */
+static inline int wq_deque_push(wq_deque *d, const wq_item *it)
+{
+    if (__builtin_expect(wq_deque_try_push(d, it), 1))
+        return 0;
+    return wq_deque_push_slow_(d, it);
 }
 
 /* Owner: takes the newest item (LIFO). false when the deque is empty. */

@@ -12,9 +12,9 @@
  * the stolen ones) into state. A non-worker thread that opened a flow does
  * the same for its own spawns (they go to the injection queue, so all of
  * them count down state). Every other spawn is WS_REMOTE: counted into
- * state at spawn and out at completion. So state + local_pending never undercounts, and when the owner
- * has moved local_pending in, state reaches zero exactly when the last task
- * is done. docs/scheduler.md has the argument.
+ * state at spawn and out at completion. So state + local_pending never
+ * undercounts, and when the opener has moved local_pending in, state
+ * reaches zero exactly when the last task is done. docs/scheduler.md has the argument.
  *
  * A task's last access to its flow is the decrement; the closer sleeps on
  * the same word, so waking it needs no further access (ws_futex_wake only
@@ -114,24 +114,34 @@ static void ws_flow_done_remote(ws_flow *f)
         ws_futex_wake(ws_state_word(f), INT_MAX);
 }
 
+/* Calls a task body in the context it should see: its snapshot in a scope
+ * of its own, or, on a NO_CTX pool, the worker thread's own (base) context,
+ * also when it is helped from inside a weft_ctx_run on this thread. */
+__attribute__((always_inline)) static inline int ws_call(weft_fn fn, void *arg, struct weft_ctx *ctx,
+                                                       bool with_ctx)
+{
+    int r;
+    if (with_ctx) {
+        wctx_scope s;
+        wctx_enter(&s, ctx);
+        r = fn(arg);
+        wctx_leave(&s);
+    } else {
+        wctx_scope *outer = wctx_top;
+        wctx_top = NULL;
+        r = fn(arg);
+        wctx_top = outer;
+    }
+    return r;
+}
+
 __attribute__((noinline)) static void ws_run_join(const wq_item *it)
 {
     ws_join_frame *jf = (ws_join_frame *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
     weft_fn fn = (weft_fn)it->w[0];
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = jf->flow;
-    int r;
-    if (jf->with_ctx) {
-        wctx_scope s;
-        wctx_enter(&s, (struct weft_ctx *)it->w[3]);
-        r = fn((void *)it->w[1]);
-        wctx_leave(&s);
-    } else {
-        wctx_scope *outer = wctx_top; /* the worker thread's own context */
-        wctx_top = NULL;
-        r = fn((void *)it->w[1]);
-        wctx_top = outer;
-    }
+    int r = ws_call(fn, (void *)it->w[1], (struct weft_ctx *)it->w[3], jf->with_ctx);
     ws_cur_flow = prev;
     jf->result = r;
     /* Release pairs with the joiner's acquire load of done: it sees result
@@ -154,21 +164,7 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
     if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
         ws_flow *prev = ws_cur_flow;
         ws_cur_flow = f;
-        weft_fn fn = (weft_fn)it->w[0];
-        int r;
-        if (f->flags & WS_FLOW_NO_CTX) {
-            /* The worker thread's own (base) context, even when this task
-             * is helped from inside a weft_ctx_run on this thread. */
-            wctx_scope *outer = wctx_top;
-            wctx_top = NULL;
-            r = fn((void *)it->w[1]);
-            wctx_top = outer;
-        } else {
-            wctx_scope s;
-            wctx_enter(&s, ctx);
-            r = fn((void *)it->w[1]);
-            wctx_leave(&s);
-        }
+        int r = ws_call((weft_fn)it->w[0], (void *)it->w[1], ctx, !(f->flags & WS_FLOW_NO_CTX));
         ws_cur_flow = prev;
         if (WS_UNLIKELY(r != 0)) {
             int zero = 0;
@@ -337,17 +333,13 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
     if (WS_LIKELY(f && fn && w && w == f->owner &&
                   atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_OPEN)) {
         struct weft_ctx *c = (f->flags & WS_FLOW_NO_CTX) ? NULL : wctx_current();
-        wq_deque *d = &w->deque;
-        int64_t b = d->bottom;
-        if (WS_LIKELY(c == f->ctx_pin && b - d->top_seen <= d->arr->mask)) {
+        if (WS_LIKELY(c == f->ctx_pin)) {
             wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL, (uintptr_t)c}};
-            wq_slot_store_(&d->arr->slots[b & d->arr->mask], &it);
-            d->bottom = b + 1;
-            f->local_pending++;
-            if (WS_UNLIKELY(atomic_load_explicit(&d->want_split, memory_order_relaxed)))
-                wq_deque_publish(d, false);
-            ws_after_push(w);
-            return 0;
+            if (WS_LIKELY(wq_deque_try_push(&w->deque, &it))) {
+                f->local_pending++;
+                ws_after_push(w);
+                return 0;
+            }
         }
     }
     return ws_spawn_slow(f, fn, arg);
@@ -396,6 +388,25 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
     }
 }
 
+/* The owner runs what it pushed since f opened (f's tasks, and whatever they
+ * left above f's base), newest first. */
+static inline void ws_flow_drain(ws_flow *f, ws_worker *w)
+{
+    wq_item it;
+    while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
+        ws_run(w, &it, true);
+}
+
+/* The opener's count of tasks it did not run itself (stolen, or injected)
+ * moves into state, where their runners count them down. */
+static inline void ws_flow_hand_over(ws_flow *f)
+{
+    if (f->local_pending) {
+        atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
+        f->local_pending = 0;
+    }
+}
+
 static int ws_flow_finish(ws_flow *f)
 {
     if (!f->owner)
@@ -414,20 +425,14 @@ static int ws_flow_finish(ws_flow *f)
 __attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *w)
 {
     for (;;) {
-        if (f->local_pending) {
-            /* What is left was stolen: hand the count to the thieves. */
-            atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
-            f->local_pending = 0;
-        }
+        ws_flow_hand_over(f); /* what is left after draining was stolen */
         /* Acquire pairs with the release decrements in ws_flow_done_remote. */
         if ((atomic_load_explicit(&f->state, memory_order_acquire) >> 1) == 0)
             break;
         /* Let idle workers have what we hold below our base meanwhile. */
         ws_offer_private(w);
         ws_flow_wait(f, w);
-        wq_item it;
-        while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
-            ws_run(w, &it, true);
+        ws_flow_drain(f, w);
     }
     return ws_flow_finish(f);
 }
@@ -444,12 +449,11 @@ int weft_flow_close(weft_flow *flow)
         if (atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN)
             return EINVAL;
         atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
-        wq_item it;
-        while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
-            ws_run(w, &it, true);
-        /* Nothing stolen, nothing failed, nothing pinned: done. The relaxed
-         * state load suffices here: zero means no thief ever touched f
-         * (local_pending is zero, so none of our tasks was stolen). */
+        ws_flow_drain(f, w);
+        /* Nothing stolen, nothing outstanding, nothing failed, nothing
+         * pinned: done. The state load is acquire (pairs with the release
+         * decrements in ws_flow_done_remote): REMOTE tasks may have come
+         * and gone, leaving zero, and we must see what they did. */
         if (WS_LIKELY(f->local_pending == 0 && f->flags == 0 &&
                       atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
                       atomic_load_explicit(&f->error, memory_order_relaxed) == 0 &&
@@ -469,12 +473,9 @@ int weft_flow_close(weft_flow *flow)
     if (!atomic_compare_exchange_strong_explicit(&f->magic, &open, WS_FLOW_CLOSING,
                                                  memory_order_relaxed, memory_order_relaxed))
         return EINVAL;
-    if (f->local_pending) {
-        /* The opening thread's spawns (its own, or ours after the caller
-         * synchronized with it before closing): hand the count over. */
-        atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
-        f->local_pending = 0;
-    }
+    /* The opening thread's injected spawns (its own, or read by us after the
+     * caller synchronized with it before closing). */
+    ws_flow_hand_over(f);
     ws_flow_wait(f, w);
     return ws_flow_finish(f);
 }

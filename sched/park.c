@@ -54,16 +54,20 @@ static bool ws_work_visible(struct weft_pool *p)
     return false;
 }
 
+static void ws_wake(struct weft_pool *p, int n)
+{
+    /* Release pairs with the acquire load of epoch in ws_park_wait. */
+    atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
+    ws_futex_wake(&p->park.epoch, n);
+}
+
 void ws_notify_after_rmw(struct weft_pool *p, int n)
 {
     /* seq_cst load: with the caller's seq_cst RMW that made the work
      * visible, this is the notifier's half of the Dekker pairing with the
      * seq_cst fetch_add of sleepers in ws_park_wait. */
-    if (!atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
-        return;
-    /* Release pairs with the acquire load of epoch in ws_park_wait. */
-    atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
-    ws_futex_wake(&p->park.epoch, n);
+    if (atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
+        ws_wake(p, n);
 }
 
 void ws_notify(struct weft_pool *p, int n)
@@ -72,11 +76,8 @@ void ws_notify(struct weft_pool *p, int n)
      * does not model those). It pairs with the seq_cst fetch_add of
      * sleepers in ws_park_wait: our work store before it and this read
      * cannot both be missed by a sleeper's announce-then-recheck. */
-    if (!atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
-        return;
-    /* Release pairs with the acquire load of epoch in ws_park_wait. */
-    atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
-    ws_futex_wake(&p->park.epoch, n);
+    if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
+        ws_wake(p, n);
 }
 
 void ws_park_wait(struct weft_pool *p, ws_worker *w)
