@@ -31,6 +31,7 @@
  */
 #include "queue/wq_deque.h"
 #include "tests/check.h"
+#include "tests/test_common.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -39,18 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ThreadSanitizer makes every atomic access a call: run fewer operations. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 enum { THIEVES = 3 };
 
@@ -65,25 +54,11 @@ static uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* The scale factor: 1, or 0.3 under ThreadSanitizer, or $WEFT_TEST_SCALE;
- * times 10 with WEFT_SOAK=1. */
+/* The scale factor: $WEFT_TEST_SCALE, else 1, or 0.3 under ThreadSanitizer
+ * (every atomic access is a call there); times 10 with WEFT_SOAK=1. */
 static double scale(void)
 {
-    double f = UNDER_TSAN ? 0.3 : 1.0;
-    const char *env = getenv("WEFT_TEST_SCALE");
-    if (env && *env && atof(env) > 0)
-        f = atof(env);
-    const char *soak = getenv("WEFT_SOAK");
-    if (soak && *soak && strcmp(soak, "0") != 0)
-        f *= 10;
-    return f;
+    return test_scale_with(0.3, 1.0);
 }
 
 /* Plain memory, written by the owner before push, read by the taker. */

@@ -18,6 +18,7 @@
  */
 #include "queue/wq_inject.h"
 #include "tests/check.h"
+#include "tests/test_common.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,39 +29,15 @@
 #include <string.h>
 #include <time.h>
 
-/* ThreadSanitizer makes every atomic access a call: run fewer operations. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 enum { PRODUCERS = 4, CONSUMERS = 2 };
 
 #define CHECK_MUL 0x2545f4914f6cdd1dULL
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
+/* The scale factor: $WEFT_TEST_SCALE, else 1, or 0.3 under ThreadSanitizer
+ * (every atomic access is a call there); times 10 with WEFT_SOAK=1. */
 static double scale(void)
 {
-    double f = UNDER_TSAN ? 0.3 : 1.0;
-    const char *env = getenv("WEFT_TEST_SCALE");
-    if (env && *env && atof(env) > 0)
-        f = atof(env);
-    const char *soak = getenv("WEFT_SOAK");
-    if (soak && *soak && strcmp(soak, "0") != 0)
-        f *= 10;
-    return f;
+    return test_scale_with(0.3, 1.0);
 }
 
 typedef struct payload {

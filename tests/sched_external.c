@@ -13,7 +13,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "weft.h"
-#include "sched_common.h"
+#include "test_common.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -196,24 +196,6 @@ static int half_fn(void *p)
     return h->ret;
 }
 
-typedef struct fib_arg {
-    int  n;
-    long r;
-} fib_arg;
-
-static int fib_join(void *p)
-{
-    fib_arg *a = p;
-    if (a->n < 2) {
-        a->r = a->n;
-        return 0;
-    }
-    fib_arg x = {a->n - 1, 0}, y = {a->n - 2, 0};
-    CHECK_EQ(weft_join(fib_join, &x, fib_join, &y), 0);
-    a->r = x.r + y.r;
-    return 0;
-}
-
 static void *join_thread_main(void *p)
 {
     (void)p;
@@ -229,8 +211,8 @@ static void *join_thread_main(void *p)
             CHECK_EQ(atomic_load(&a.bad) + atomic_load(&b.bad), 0);
         }
     }
-    fib_arg f = {TEST_SANITIZED ? 18 : 24, 0};
-    CHECK_EQ(fib_join(&f), 0);
+    test_fib_arg f = {TEST_SANITIZED ? 18 : 24, 0};
+    CHECK_EQ(test_fib_join(&f), 0);
     CHECK_EQ(f.r, TEST_SANITIZED ? 2584 : 46368);
     CHECK_EQ(weft_worker_index(), -1);
     return NULL;

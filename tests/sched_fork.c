@@ -17,7 +17,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "weft.h"
-#include "sched_common.h"
+#include "test_common.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -44,24 +44,6 @@ static void count_range(size_t b, size_t e, void *p)
 {
     (void)p;
     atomic_fetch_add_explicit(&g_count, (long)(e - b), memory_order_relaxed);
-}
-
-typedef struct fib_arg {
-    int  n;
-    long r;
-} fib_arg;
-
-static int fib_join(void *p)
-{
-    fib_arg *a = p;
-    if (a->n < 2) {
-        a->r = a->n;
-        return 0;
-    }
-    fib_arg x = {a->n - 1, 0}, y = {a->n - 2, 0};
-    CHECK_EQ(weft_join(fib_join, &x, fib_join, &y), 0);
-    a->r = x.r + y.r;
-    return 0;
 }
 
 /* Waits for pid; returns its exit status, or fails the test if it died of a
@@ -111,8 +93,8 @@ static void child_checks(weft_pool *const *old, int nold)
         CHECK_EQ(weft_spawn(&f, count_task, NULL), 0);
     CHECK_EQ(weft_flow_close(&f), 0);
     CHECK_EQ(atomic_load(&g_count), 1000);
-    fib_arg a = {15, 0};
-    CHECK_EQ(fib_join(&a), 0);
+    test_fib_arg a = {15, 0};
+    CHECK_EQ(test_fib_join(&a), 0);
     CHECK_EQ(a.r, 610);
     atomic_store(&g_count, 0);
     CHECK_EQ(weft_for(NULL, 0, 5000, 0, count_range, NULL), 0);

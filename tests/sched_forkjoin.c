@@ -15,7 +15,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "weft.h"
-#include "sched_common.h"
+#include "test_common.h"
 
 #include <errno.h>
 #include <stdbool.h>

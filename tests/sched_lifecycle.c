@@ -18,7 +18,7 @@
  */
 #include "weft.h"
 #include "sched/ws.h" /* ws_cpu_quota */
-#include "sched_common.h"
+#include "test_common.h"
 
 #include <errno.h>
 #include <sched.h>

@@ -1,12 +1,13 @@
 /*
- * tests/sched_common.h — helpers shared by the scheduler tests (sched_*.c,
- * misuse_*.c): scaling of iteration counts, a watchdog that turns a hang
- * into a failure that says where it hung, small thread and time utilities.
+ * tests/test_common.h — helpers shared by the tests: scaling of iteration
+ * counts, a watchdog that turns a hang into a failure that says where it
+ * hung, small thread and time utilities, a fib through weft_join.
  *
  * Scaling. Counts are written for a Release build. They are multiplied by
  * test_scale(): $WEFT_TEST_SCALE if set (a positive number), else 0.1 under
  * ThreadSanitizer and 0.25 under AddressSanitizer; $WEFT_SOAK=1 multiplies
- * by 10 on top. SCALED(n) never goes below 1.
+ * by 10 on top. test_scale_with(tsan, asan) is the same with a test's own
+ * sanitizer factors. SCALED(n) never goes below 1.
  *
  * Watchdog. watchdog_start(seconds) starts a detached thread; if the test
  * is still running after that long (times the soak factor), it prints the
@@ -21,8 +22,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#ifndef WEFT_TESTS_SCHED_COMMON_H
-#define WEFT_TESTS_SCHED_COMMON_H
+#ifndef WEFT_TESTS_TEST_COMMON_H
+#define WEFT_TESTS_TEST_COMMON_H
 
 #include <dirent.h>
 #include <pthread.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "weft.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define TEST_TSAN 1
@@ -64,9 +66,9 @@ static inline int test_soak(void)
     return s && *s && strcmp(s, "0") != 0;
 }
 
-static inline double test_scale(void)
+static inline double test_scale_with(double tsan, double asan)
 {
-    double f = TEST_TSAN ? 0.1 : TEST_ASAN ? 0.25 : 1.0;
+    double f = TEST_TSAN ? tsan : TEST_ASAN ? asan : 1.0;
     const char *s = getenv("WEFT_TEST_SCALE");
     if (s && *s) {
         double v = atof(s);
@@ -76,6 +78,11 @@ static inline double test_scale(void)
     if (test_soak())
         f *= 10;
     return f;
+}
+
+static inline double test_scale(void)
+{
+    return test_scale_with(0.1, 0.25);
 }
 
 static inline long scaled(long n)
@@ -234,4 +241,24 @@ static inline uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-#endif /* WEFT_TESTS_SCHED_COMMON_H */
+/* ---- fib through weft_join (the caller checks the result) --------------- */
+
+typedef struct test_fib_arg {
+    int  n;
+    long r;
+} test_fib_arg;
+
+static inline int test_fib_join(void *p)
+{
+    test_fib_arg *a = p;
+    if (a->n < 2) {
+        a->r = a->n;
+        return 0;
+    }
+    test_fib_arg x = {a->n - 1, 0}, y = {a->n - 2, 0};
+    CHECK_EQ(weft_join(test_fib_join, &x, test_fib_join, &y), 0);
+    a->r = x.r + y.r;
+    return 0;
+}
+
+#endif /* WEFT_TESTS_TEST_COMMON_H */
