@@ -87,6 +87,17 @@ static inline void wctx_leave(wctx_scope *s)
     wctx_top = s->prev;
 }
 
+/* Resets scope s, entered with ctx, to ctx for the next task run in it:
+ * drops what a weft_ctx_set in the previous one made. (A scope that does not
+ * own its context still has ctx: only a set changes cur, and it owns.) */
+static inline void wctx_reset(wctx_scope *s, struct weft_ctx *ctx)
+{
+    if (__builtin_expect(s->owned, 0)) {
+        wctx_drop_owned_(s);
+        s->cur = ctx;
+    }
+}
+
 /* Reference counting; both accept NULL. */
 void wctx_retain(struct weft_ctx *ctx);
 void wctx_release(struct weft_ctx *ctx);

@@ -37,6 +37,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define WQ_CACHELINE 64
@@ -132,17 +133,34 @@ static inline int wq_deque_push(wq_deque *d, const wq_item *it)
     return wq_deque_push_slow_(d, it);
 }
 
+/* Owner: before taking, honor a thief's request too: an owner that only
+ * takes (working through a batch in a join or a close) must not starve the
+ * thieves. */
+static inline void wq_deque_before_take(wq_deque *d)
+{
+    if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
+        wq_deque_publish(d, false);
+}
+
+/* Owner: takes the newest item if it is private and returns its slot, to be
+ * read (wq_slot_load_ or field by field) before the next push; NULL when the
+ * private part is empty. Call wq_deque_before_take first. */
+static inline wq_slot *wq_deque_take_private(wq_deque *d)
+{
+    int64_t b = d->bottom;
+    if (__builtin_expect(b <= d->split_own, 0))
+        return NULL;
+    d->bottom = --b;
+    return &d->arr->slots[b & d->arr->mask];
+}
+
 /* Owner: takes the newest item (LIFO). false when the deque is empty. */
 static inline bool wq_deque_take(wq_deque *d, wq_item *out)
 {
-    /* Honor a thief's request here too: an owner that only takes (working
-     * through a batch in a join or a close) must not starve the thieves. */
-    if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
-        wq_deque_publish(d, false);
-    int64_t b = d->bottom;
-    if (__builtin_expect(b > d->split_own, 1)) {
-        d->bottom = --b;
-        wq_slot_load_(&d->arr->slots[b & d->arr->mask], out);
+    wq_deque_before_take(d);
+    wq_slot *s = wq_deque_take_private(d);
+    if (__builtin_expect(s != NULL, 1)) {
+        wq_slot_load_(s, out);
         return true;
     }
     return wq_deque_take_shared_(d, out);

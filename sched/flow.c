@@ -135,6 +135,18 @@ __attribute__((always_inline)) static inline int ws_call(weft_fn fn, void *arg, 
     return r;
 }
 
+/* A task of f returned r != 0. */
+__attribute__((noinline, cold)) static void ws_flow_fail(ws_flow *f, int r)
+{
+    int zero = 0;
+    /* First error wins; the closer reads it after its acquire load of state,
+     * which the task's completion (a release decrement, or the owner's own
+     * program order) precedes. */
+    atomic_compare_exchange_strong_explicit(&f->error, &zero, r, memory_order_relaxed,
+                                            memory_order_relaxed);
+    ws_flow_cancel(f);
+}
+
 __attribute__((noinline)) static void ws_run_join(const wq_item *it)
 {
     ws_join_frame *jf = (ws_join_frame *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
@@ -166,14 +178,8 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
         ws_cur_flow = f;
         int r = ws_call((weft_fn)it->w[0], (void *)it->w[1], ctx, !(f->flags & WS_FLOW_NO_CTX));
         ws_cur_flow = prev;
-        if (WS_UNLIKELY(r != 0)) {
-            int zero = 0;
-            /* First error wins; the closer reads it after its acquire load
-             * of state, which our release decrement below precedes. */
-            atomic_compare_exchange_strong_explicit(&f->error, &zero, r, memory_order_relaxed,
-                                                    memory_order_relaxed);
-            ws_flow_cancel(f);
-        }
+        if (WS_UNLIKELY(r != 0))
+            ws_flow_fail(f, r);
     }
     if (it->w[3] & WS_CTX_REF)
         wctx_release(ctx);
@@ -185,30 +191,14 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
 
 /* ---- open / spawn / close ---------------------------------------------- */
 
-static void ws_flow_init(ws_flow *f, struct weft_pool *pool, ws_worker *owner)
+/* Initializes what every flow has; the opener sets the rest. */
+__attribute__((always_inline)) static inline void ws_flow_init(ws_flow *f, struct weft_pool *pool,
+                                                             ws_worker *owner, ws_flow *parent)
 {
-    f->flags = 0;
     f->pool = pool;
     f->owner = owner;
-    f->parent = ws_cur_flow;
-    f->base = owner ? wq_deque_bottom(&owner->deque) : 0;
+    f->parent = parent;
     f->local_pending = 0;
-    /* Only an external opener counts its spawns by thread (owners by
-     * worker), so only it needs its token. */
-    f->opener = owner ? NULL : ws_thread_token();
-    if (pool->flags & WEFT_POOL_NO_CTX) {
-        f->flags |= WS_FLOW_NO_CTX;
-        f->ctx_pin = NULL;
-    } else {
-        /* A task's spawn-time snapshot outlives every flow the task opens;
-         * a context the current scope owns could be dropped by a later
-         * weft_ctx_set, so pin it (a task-private line, not a shared one). */
-        f->ctx_pin = wctx_current();
-        if (f->ctx_pin && wctx_current_owned()) {
-            wctx_retain(f->ctx_pin);
-            f->flags |= WS_FLOW_PIN_OWNED;
-        }
-    }
     atomic_init(&f->state, 0);
     atomic_init(&f->error, 0);
     atomic_init(&f->canceled, 0);
@@ -216,11 +206,30 @@ static void ws_flow_init(ws_flow *f, struct weft_pool *pool, ws_worker *owner)
      * checks cost O(1) until some flow is canceled; a stale copy only makes
      * the first check walk up to the nearest current cache. */
     atomic_init(&f->cancel_cache,
-                f->parent ? atomic_load_explicit(&f->parent->cancel_cache, memory_order_relaxed)
-                          : atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire) << 1);
+                parent ? atomic_load_explicit(&parent->cancel_cache, memory_order_relaxed)
+                       : atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire) << 1);
     /* Published to other threads only through spawned tasks (release/acquire
      * in the queues), so relaxed is enough. */
     atomic_store_explicit(&f->magic, WS_FLOW_OPEN, memory_order_relaxed);
+}
+
+/* A task's spawn-time snapshot outlives every flow the task opens; a
+ * context the current scope owns could be dropped by a later weft_ctx_set,
+ * so pin it (a task-private line, not a shared one). */
+static void ws_flow_pin(ws_flow *f, bool with_ctx)
+{
+    f->flags = 0;
+    f->ctx_pin = NULL;
+    if (!with_ctx) {
+        f->flags = WS_FLOW_NO_CTX;
+        return;
+    }
+    wctx_scope *s = wctx_scope_current();
+    f->ctx_pin = s->cur;
+    if (s->cur && s->owned) {
+        wctx_retain(s->cur);
+        f->flags = WS_FLOW_PIN_OWNED;
+    }
 }
 
 int weft_flow_open(weft_flow *flow, weft_pool *pool)
@@ -230,8 +239,13 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
     ws_flow *f = ws_flow_of(flow);
     ws_worker *w = ws_self;
     if (WS_LIKELY(w && (!pool || pool == w->pool))) {
-        /* A task opening a flow on its own pool: nothing shared to count. */
-        ws_flow_init(f, w->pool, w);
+        /* A task opening a flow on its own pool: nothing shared to count.
+         * Only an external opener counts its spawns by thread (an owner by
+         * worker), so only it needs its token. */
+        f->base = wq_deque_bottom(&w->deque);
+        f->opener = NULL;
+        ws_flow_pin(f, w->with_ctx);
+        ws_flow_init(f, w->pool, w, ws_cur_flow);
         return 0;
     }
     if (!pool)
@@ -254,7 +268,10 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
         }
         sched_yield();
     }
-    ws_flow_init(f, pool, NULL);
+    f->base = 0;
+    f->opener = ws_thread_token();
+    ws_flow_pin(f, !(pool->flags & WEFT_POOL_NO_CTX));
+    ws_flow_init(f, pool, NULL, ws_cur_flow);
     return 0;
 }
 
@@ -327,19 +344,20 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
 {
     /* The fork-join fast path: the owner spawns with the flow's pinned
      * context into its deque's private part, which has room. No atomic
-     * read-modify-write, no fence, no call; everything else goes slow. */
+     * read-modify-write, no fence; everything else goes slow. An owner's
+     * flow is on a with-ctx pool exactly when the owner runs in a scope,
+     * and a NO_CTX flow's pin is NULL, so one compare checks the context. */
     ws_flow *f = ws_flow_of(flow);
     ws_worker *w = ws_self;
-    if (WS_LIKELY(f && fn && w && w == f->owner &&
+    if (WS_LIKELY(w && f && fn && f->owner == w &&
                   atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_OPEN)) {
-        struct weft_ctx *c = (f->flags & WS_FLOW_NO_CTX) ? NULL : wctx_current();
-        if (WS_LIKELY(c == f->ctx_pin)) {
-            wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL, (uintptr_t)c}};
-            if (WS_LIKELY(wq_deque_try_push(&w->deque, &it))) {
-                f->local_pending++;
-                ws_after_push(w);
-                return 0;
-            }
+        wctx_scope *s = wctx_top;
+        struct weft_ctx *c = s ? s->cur : NULL;
+        wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL, (uintptr_t)c}};
+        if (WS_LIKELY(c == f->ctx_pin && wq_deque_try_push(&w->deque, &it))) {
+            f->local_pending++;
+            ws_after_push(w);
+            return 0;
         }
     }
     return ws_spawn_slow(f, fn, arg);
@@ -389,12 +407,51 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
 }
 
 /* The owner runs what it pushed since f opened (f's tasks, and whatever they
- * left above f's base), newest first. */
-static inline void ws_flow_drain(ws_flow *f, ws_worker *w)
+ * left above f's base), newest first. f's own tasks in the flow's pinned
+ * context (all of them, in fork-join) take a lean path when the opener's
+ * own scope is clean (it has the pin and owns nothing): they run right in
+ * it, and a set a task made is dropped after it (wctx_reset), which is what
+ * a scope of their own would give them, as in weft_join. On a NO_CTX pool
+ * the opener runs with no scope, as its tasks do. Anything else goes
+ * through ws_run. */
+__attribute__((always_inline)) static inline void ws_flow_drain(ws_flow *f, ws_worker *w)
 {
-    wq_item it;
-    while (wq_deque_bottom(&w->deque) > f->base && wq_deque_take(&w->deque, &it))
+    wq_deque *d = &w->deque;
+    if (wq_deque_bottom(d) <= f->base)
+        return;
+    const uintptr_t mine = (uintptr_t)f | WS_LOCAL;
+    struct weft_ctx *pin = f->ctx_pin; /* NULL in a NO_CTX flow */
+    wctx_scope *top = wctx_top;
+    const bool lean = (f->flags & WS_FLOW_NO_CTX) ? top == NULL
+                                                  : top && top->cur == pin && !top->owned;
+    ws_flow *prev = ws_cur_flow;
+    ws_cur_flow = f;
+    while (wq_deque_bottom(d) > f->base) {
+        wq_deque_before_take(d);
+        wq_slot *sl = wq_deque_take_private(d);
+        if (WS_LIKELY(lean && sl &&
+                      atomic_load_explicit(&sl->w[2], memory_order_relaxed) == mine &&
+                      atomic_load_explicit(&sl->w[3], memory_order_relaxed) == (uintptr_t)pin)) {
+            weft_fn fn = (weft_fn)atomic_load_explicit(&sl->w[0], memory_order_relaxed);
+            void *arg = (void *)atomic_load_explicit(&sl->w[1], memory_order_relaxed);
+            if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
+                int r = fn(arg);
+                if (top)
+                    wctx_reset(top, pin);
+                if (WS_UNLIKELY(r != 0))
+                    ws_flow_fail(f, r);
+            }
+            f->local_pending--;
+            continue;
+        }
+        wq_item it;
+        if (sl)
+            wq_slot_load_(sl, &it);
+        else if (!wq_deque_take_shared_(d, &it))
+            break;
         ws_run(w, &it, true);
+    }
+    ws_cur_flow = prev;
 }
 
 /* The opener's count of tasks it did not run itself (stolen, or injected)
@@ -454,7 +511,7 @@ int weft_flow_close(weft_flow *flow)
          * pinned: done. The state load is acquire (pairs with the release
          * decrements in ws_flow_done_remote): REMOTE tasks may have come
          * and gone, leaving zero, and we must see what they did. */
-        if (WS_LIKELY(f->local_pending == 0 && f->flags == 0 &&
+        if (WS_LIKELY(f->local_pending == 0 && !(f->flags & WS_FLOW_PIN_OWNED) &&
                       atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
                       atomic_load_explicit(&f->error, memory_order_relaxed) == 0 &&
                       !ws_flow_canceled_fast(f))) {

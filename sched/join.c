@@ -37,17 +37,6 @@ __attribute__((noinline)) static int ws_join_elsewhere(weft_fn a, void *arg_a, w
     return ha.result ? ha.result : hb.result;
 }
 
-/* Both halves run in one scope with the joiner's context (borrowed: we do
- * not return before a is done). A set made by b is dropped before a runs,
- * so each half starts from the joiner's context, as a spawned task would. */
-static inline void ws_scope_reset(wctx_scope *s, struct weft_ctx *ctx)
-{
-    if (s->owned) {
-        wctx_drop_owned_(s);
-        s->cur = ctx;
-    }
-}
-
 int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 {
     if (!a || !b)
@@ -56,6 +45,10 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
     if (!w)
         return ws_join_elsewhere(a, arg_a, b, arg_b);
 
+    /* Both halves run in one scope with the joiner's context (borrowed: we
+     * do not return before a is done). A set made by b is dropped before a
+     * runs, so each half starts from the joiner's context, as a spawned
+     * task would. */
     bool with_ctx = w->with_ctx;
     struct weft_ctx *ctx = NULL;
     wctx_scope s;
@@ -74,7 +67,7 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
         /* No memory to offer a: run both here, in order. */
         ra = a(arg_a);
         if (with_ctx)
-            ws_scope_reset(&s, ctx);
+            wctx_reset(&s, ctx);
         rb = b(arg_b);
         goto done;
     }
@@ -82,7 +75,7 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 
     rb = b(arg_b);
     if (with_ctx)
-        ws_scope_reset(&s, ctx);
+        wctx_reset(&s, ctx);
 
     /* Take a back: at once if it is still our newest, private item (the
      * common case: nothing was stolen and b left nothing). Index mark holds
