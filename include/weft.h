@@ -73,8 +73,11 @@ WEFT_API int weft_pool_destroy(weft_pool *pool);
 WEFT_API unsigned weft_pool_workers(const weft_pool *pool);
 
 /* The process-wide default pool, created on first use (thread-safe, exactly
- * once). NULL only if it could not be created. After fork() the child gets a
- * fresh one. */
+ * once). NULL only if it could not be created (then the next call tries
+ * again); the calls that use it implicitly (weft_flow_open and weft_for with
+ * pool NULL off a worker, weft_join off a worker) return weft_pool_create's
+ * error instead: EINVAL for a bad $WEFT_WORKERS, ENOMEM or EAGAIN. After
+ * fork() the child gets a fresh one. */
 WEFT_API weft_pool *weft_default_pool(void);
 
 /* 0..workers-1 when called on a worker of any pool, else -1. */

@@ -248,10 +248,11 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
         ws_flow_init(f, w->pool, w, ws_cur_flow);
         return 0;
     }
+    int err = 0;
     if (!pool)
-        pool = weft_default_pool();
+        pool = ws_default_pool(&err);
     if (!pool)
-        return ENOMEM;
+        return err;
     if (!ws_pool_usable(pool))
         return EINVAL;
     /* seq_cst pairs with weft_pool_destroy's CAS of closing and load of

@@ -31,10 +31,11 @@ int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain, weft_range
     if (begin == end)
         return 0;
     ws_worker *w = ws_self;
+    int err = 0;
     if (!pool)
-        pool = w ? w->pool : weft_default_pool();
+        pool = w ? w->pool : ws_default_pool(&err);
     if (!pool)
-        return ENOMEM;
+        return err;
     if (!ws_pool_usable(pool))
         return EINVAL;
     size_t n = end - begin;
@@ -58,7 +59,7 @@ int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain, weft_range
     }
     /* Elsewhere: run the root as a task of the pool and wait for it. */
     weft_flow flow;
-    int err = weft_flow_open(&flow, pool);
+    err = weft_flow_open(&flow, pool);
     if (err)
         return err;
     err = weft_spawn(&flow, ws_range_run, &root);

@@ -402,7 +402,7 @@ __attribute__((constructor)) static void ws_init(void)
     pthread_atfork(ws_atfork_prepare, ws_atfork_parent, ws_atfork_child);
 }
 
-weft_pool *weft_default_pool(void)
+struct weft_pool *ws_default_pool(int *err)
 {
     /* Acquire pairs with the release store below: a thread that sees the
      * pointer sees the pool fully built. */
@@ -411,10 +411,21 @@ weft_pool *weft_default_pool(void)
         return p;
     pthread_mutex_lock(&ws_default_lock);
     p = atomic_load_explicit(&ws_default, memory_order_relaxed);
-    if (!p && weft_pool_create(&p, NULL) == 0) {
-        p->is_default = true;
-        atomic_store_explicit(&ws_default, p, memory_order_release);
+    if (!p) {
+        /* A failure is not remembered: the next call tries again (after the
+         * caller fixed $WEFT_WORKERS, say). */
+        *err = weft_pool_create(&p, NULL);
+        if (*err == 0) {
+            p->is_default = true;
+            atomic_store_explicit(&ws_default, p, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&ws_default_lock);
     return p;
+}
+
+weft_pool *weft_default_pool(void)
+{
+    int err;
+    return ws_default_pool(&err);
 }

@@ -134,6 +134,7 @@ bool ws_flow_is_canceled(ws_flow *f);
 int  ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns);
 void ws_futex_wake(void *addr, int n);
 unsigned ws_default_workers(void);
+struct weft_pool *ws_default_pool(int *err); /* NULL: *err says why */
 unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
 
 static inline void ws_cpu_relax(void)

@@ -12,7 +12,10 @@
  *     all say EBUSY, concurrent flow opens succeed);
  *   - absurd worker counts (WEFT_MAX_WORKERS + 1, UINT_MAX), unknown flags,
  *     and an invalid $WEFT_WORKERS with workers = 0 (EINVAL); a valid
- *     $WEFT_WORKERS sets the count; WEFT_MAX_WORKERS itself is accepted.
+ *     $WEFT_WORKERS sets the count; WEFT_MAX_WORKERS itself is accepted;
+ *   - with an invalid $WEFT_WORKERS before the default pool exists, the
+ *     calls that would create it return EINVAL and run nothing; once the
+ *     variable is fixed, the next call creates it.
  * Each call is made both from an external thread and, where it differs,
  * from inside a task.
  *
@@ -429,9 +432,28 @@ static void test_destroy_busy_race(void)
     CHECK_EQ(atomic_load(&g_destroy_other), 0);
 }
 
+/* Runs first, before anything has created the default pool. */
+static void test_default_pool_bad_env(void)
+{
+    CHECK_EQ(setenv("WEFT_WORKERS", "abc", 1), 0);
+    CHECK(weft_default_pool() == NULL);
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, NULL), EINVAL);
+    CHECK_EQ(weft_join(mark_task, NULL, mark_task, NULL), EINVAL);
+    CHECK_EQ(weft_for(NULL, 0, 10, 0, mark_range, NULL), EINVAL);
+    CHECK_EQ(atomic_load(&g_ran), 0);
+    CHECK_EQ(unsetenv("WEFT_WORKERS"), 0);
+    CHECK(weft_default_pool() != NULL);
+    CHECK_EQ(weft_join(mark_task, NULL, mark_task, NULL), 0);
+    CHECK_EQ(atomic_load(&g_ran), 2);
+    atomic_store(&g_ran, 0);
+}
+
 int main(void)
 {
     watchdog_start(120);
+    test_default_pool_bad_env();
+    printf("no default pool with a bad $WEFT_WORKERS: ok\n");
     unsetenv("WEFT_WORKERS");
     weft_pool *pool;
     weft_pool_config cfg = {.workers = 2, .name = "mis"};
