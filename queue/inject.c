@@ -101,7 +101,11 @@ static bool wq_ring_pop(wq_inject *q, wq_item *out)
 
 int wq_inject_push(wq_inject *q, const wq_item *it)
 {
-    if (wq_ring_push(q, it))
+    /* While the overflow list holds items, append to it too: the ring then
+     * drains, consumers reach the list, and nothing waits behind a ring that
+     * producers keep refilling. Relaxed: a stale answer only lets one push
+     * into the ring ahead of the list, which does not starve it. */
+    if (atomic_load_explicit(&q->overflow_len, memory_order_relaxed) == 0 && wq_ring_push(q, it))
         return 0;
     wq_overflow_node *n = malloc(sizeof *n);
     if (!n)

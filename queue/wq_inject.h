@@ -10,8 +10,11 @@
  * empty cell c when its sequence is c + 1. When the ring is full, producers
  * append to an overflow list under a mutex instead of waiting, so a push never
  * fails or blocks for long and nothing is lost; consumers drain the overflow
- * list when the ring is empty. FIFO holds within the ring; the overflow list
- * may be overtaken by later ring items.
+ * list when the ring is empty. While the list is not empty, producers append
+ * to it rather than to the ring, so the ring drains and the list is reached
+ * under sustained overload too: with one producer the order is FIFO
+ * throughout; concurrent producers may put an item into the ring ahead of
+ * the list just as it starts, no more.
  *
  * docs/deque.md ("The injection queue") has the ordering argument.
  */
