@@ -37,6 +37,15 @@ __attribute__((noinline)) static int ws_join_elsewhere(weft_fn a, void *arg_a, w
     return ha.result ? ha.result : hb.result;
 }
 
+/* Leaves the halves' scope: ours is left; the joiner's is reset. */
+static inline void ws_join_scope_end(wctx_scope *s, wctx_scope *own, struct weft_ctx *ctx)
+{
+    if (s == own)
+        wctx_leave(own);
+    else
+        wctx_reset(s, ctx);
+}
+
 int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 {
     if (!a || !b)
@@ -48,13 +57,22 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
     /* Both halves run in one scope with the joiner's context (borrowed: we
      * do not return before a is done). A set made by b is dropped before a
      * runs, so each half starts from the joiner's context, as a spawned
-     * task would. */
+     * task would. If the joiner's own scope is clean (it owns nothing, so
+     * its context is the one it started with) that scope serves, reset
+     * after each half, as the owner's drain in flow.c does; else a scope of
+     * our own does. */
     bool with_ctx = w->with_ctx;
     struct weft_ctx *ctx = NULL;
-    wctx_scope s;
+    wctx_scope own, *s = NULL;
     if (with_ctx) {
-        ctx = wctx_current();
-        wctx_enter(&s, ctx);
+        s = wctx_top;
+        if (WS_LIKELY(s && !s->owned)) {
+            ctx = s->cur;
+        } else {
+            ctx = wctx_current();
+            wctx_enter(&own, ctx);
+            s = &own;
+        }
     }
     ws_join_frame jf;
     atomic_init(&jf.done, 0);
@@ -67,7 +85,7 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
         /* No memory to offer a: run both here, in order. */
         ra = a(arg_a);
         if (with_ctx)
-            wctx_reset(&s, ctx);
+            wctx_reset(s, ctx);
         rb = b(arg_b);
         goto done;
     }
@@ -75,7 +93,7 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 
     rb = b(arg_b);
     if (with_ctx)
-        wctx_reset(&s, ctx);
+        wctx_reset(s, ctx);
 
     /* Take a back: at once if it is still our newest, private item (the
      * common case: nothing was stolen and b left nothing). Index mark holds
@@ -98,7 +116,7 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
         ws_run(w, &got, true);
     }
     if (with_ctx)
-        wctx_leave(&s);
+        ws_join_scope_end(s, &own, ctx);
 
     /* Stolen: help until the thief is done. */
     long nap = 50000;
@@ -129,6 +147,6 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 
 done:
     if (with_ctx)
-        wctx_leave(&s);
+        ws_join_scope_end(s, &own, ctx);
     return ra ? ra : rb;
 }
