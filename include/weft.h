@@ -104,7 +104,8 @@ typedef struct weft_flow {
  * pool). A flow opened inside a task must be closed before that task returns.
  * Flows opened inside a task of a canceled flow count as canceled.
  * EINVAL: flow NULL, or the pool is being destroyed or was inherited across
- * fork(). */
+ * fork(). With pool NULL off a worker, the default pool's creation error if
+ * it could not be created (see weft_default_pool). */
 WEFT_API int weft_flow_open(weft_flow *flow, weft_pool *pool);
 
 /* Spawns fn(arg) into flow. May be called from any thread while the flow is
