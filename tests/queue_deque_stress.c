@@ -31,6 +31,7 @@
  */
 #include "queue/wq_deque.h"
 #include "tests/check.h"
+#include "tests/queue_items.h"
 #include "tests/test_common.h"
 
 #include <pthread.h>
@@ -61,14 +62,6 @@ static double scale(void)
     return test_scale_with(0.3, 1.0);
 }
 
-/* Plain memory, written by the owner before push, read by the taker. */
-typedef struct payload {
-    uint64_t id;
-    uint64_t check;
-} payload;
-
-#define CHECK_MUL 0x2545f4914f6cdd1dULL
-
 typedef struct shared {
     _Atomic(wq_deque *) cur; /* the deque thieves steal from */
     atomic_int          done;
@@ -92,30 +85,12 @@ typedef struct thief {
 
 static void owner_prepare(shared *sh, uint64_t id, wq_item *it)
 {
-    payload *p = &sh->pl[id];
-    p->id = id; /* plain stores: published by the deque's release */
-    p->check = id * CHECK_MUL;
-    it->w[0] = (uintptr_t)p;
-    it->w[1] = (uintptr_t)id;
-    it->w[2] = (uintptr_t)~id;
-    it->w[3] = (uintptr_t)(id * CHECK_MUL);
+    item_make(sh->pl, id, it);
 }
 
 static void record(shared *sh, tally *t, const wq_item *it)
 {
-    uint64_t id = it->w[1];
-    CHECK(id < sh->n);
-    CHECK_EQ(it->w[2], (uintptr_t)~id);
-    CHECK_EQ(it->w[3], (uintptr_t)(id * CHECK_MUL));
-    const payload *p = (const payload *)it->w[0];
-    CHECK(p == &sh->pl[id]);
-    CHECK_EQ(p->id, id); /* plain loads: need the deque's acquire */
-    CHECK_EQ(p->check, id * CHECK_MUL);
-    uint32_t before = atomic_fetch_add_explicit(&sh->seen[id], 1, memory_order_relaxed);
-    if (before != 0) {
-        fprintf(stderr, "item %llu taken twice\n", (unsigned long long)id);
-        CHECK_EQ(before, 0);
-    }
+    uint64_t id = item_check(sh->pl, sh->seen, sh->n, it);
     t->count++;
     t->sum += id;
 }

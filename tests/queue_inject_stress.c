@@ -20,6 +20,7 @@
  */
 #include "queue/wq_inject.h"
 #include "tests/check.h"
+#include "tests/queue_items.h"
 #include "tests/test_common.h"
 
 #include <errno.h>
@@ -33,19 +34,12 @@
 
 enum { PRODUCERS = 4, CONSUMERS = 2 };
 
-#define CHECK_MUL 0x2545f4914f6cdd1dULL
-
 /* The scale factor: $WEFT_TEST_SCALE, else 1, or 0.3 under ThreadSanitizer
  * (every atomic access is a call there); times 10 with WEFT_SOAK=1. */
 static double scale(void)
 {
     return test_scale_with(0.3, 1.0);
 }
-
-typedef struct payload {
-    uint64_t id;
-    uint64_t check;
-} payload;
 
 typedef struct shared {
     wq_inject          q;
@@ -65,30 +59,12 @@ typedef struct worker {
 
 static void make_item(shared *sh, uint64_t id, wq_item *it)
 {
-    payload *p = &sh->pl[id];
-    p->id = id; /* plain: published by the queue's release */
-    p->check = id * CHECK_MUL;
-    it->w[0] = (uintptr_t)p;
-    it->w[1] = (uintptr_t)id;
-    it->w[2] = (uintptr_t)~id;
-    it->w[3] = (uintptr_t)(id * CHECK_MUL);
+    item_make(sh->pl, id, it);
 }
 
 static void record(shared *sh, worker *w, const wq_item *it)
 {
-    uint64_t id = it->w[1];
-    CHECK(id < sh->total);
-    CHECK_EQ(it->w[2], (uintptr_t)~id);
-    CHECK_EQ(it->w[3], (uintptr_t)(id * CHECK_MUL));
-    const payload *p = (const payload *)it->w[0];
-    CHECK(p == &sh->pl[id]);
-    CHECK_EQ(p->id, id); /* plain: needs the queue's acquire */
-    CHECK_EQ(p->check, id * CHECK_MUL);
-    uint32_t before = atomic_fetch_add_explicit(&sh->seen[id], 1, memory_order_relaxed);
-    if (before) {
-        fprintf(stderr, "item %llu popped twice\n", (unsigned long long)id);
-        CHECK_EQ(before, 0);
-    }
+    uint64_t id = item_check(sh->pl, sh->seen, sh->total, it);
     w->count++;
     w->sum += id;
 }
