@@ -325,7 +325,7 @@ static int fuzz_task(void *arg)
         sched_yield();
         break;
     case 1:
-        ctx_nap_us((long)(rnd(&rng) % 300));
+        sleep_us((long)(rnd(&rng) % 300));
         break;
     default:
         break;
@@ -506,7 +506,7 @@ static void *io_thread(void *arg)
     while (!atomic_load(&io_stop)) {
         struct io_body b;
         if (!take_stashed(&b.e, &rng)) {
-            ctx_nap_us(100);
+            sleep_us(100);
             continue;
         }
         b.rng = rnd(&rng);
@@ -565,7 +565,7 @@ static void round_run(unsigned workers, uint64_t seed)
     pthread_t io;
     CHECK_EQ(pthread_create(&io, NULL, io_thread, V(rnd(&rng))), 0);
     while (atomic_load(&live) != 0)
-        ctx_nap_us(500);
+        sleep_us(500);
     atomic_store(&io_stop, 1);
     CHECK_EQ(pthread_join(io, NULL), 0);
     CHECK_EQ(weft_flow_close(&root), 0);
@@ -601,8 +601,8 @@ int main(void)
     const char *soak = getenv("WEFT_SOAK");
     const char *s = getenv("WEFT_FUZZ_SEED");
     uint64_t seed = s && *s ? strtoull(s, NULL, 0) : 0xC0FFEEu;
-    int rounds = CTX_SANITIZED ? 3 : 8;
-    arena_cap = CTX_SANITIZED ? 15000 : 30000;
+    int rounds = TEST_SANITIZED ? 3 : 8;
+    arena_cap = TEST_SANITIZED ? 15000 : 30000;
     if (soak && *soak && *soak != '0')
         rounds *= 10;
     arena = calloc(arena_cap, sizeof *arena);

@@ -89,7 +89,7 @@ static int slow_check(void *arg)
 {
     struct slow *s = arg;
     if (s->nap_us)
-        ctx_nap_us(s->nap_us);
+        sleep_us(s->nap_us);
     churn();
     CHECK(weft_ctx_get(va) == s->want_a);
     CHECK(weft_ctx_get(vb) == s->want_b);
@@ -204,7 +204,7 @@ struct link {
 static int link_task(void *arg)
 {
     struct link *l = arg;
-    ctx_nap_us(50);
+    sleep_us(50);
     churn();
     CHECK(weft_ctx_get(va) == l->want_a);
     if (l->depth + 1 == CHAIN)
@@ -468,8 +468,8 @@ static int jl_b(void *arg)
     struct jl *j = arg;
     j->b_worker = weft_worker_index();
     if (g_n >= 2) {
-        double end = ctx_now() + 2.0;
-        while (!atomic_load(&j->a_started) && ctx_now() < end)
+        double end = now_s() + 2.0;
+        while (!atomic_load(&j->a_started) && now_s() < end)
             ctx_task_pause();
     }
     return 0;
@@ -740,7 +740,7 @@ static void test_destroy_with_captures(void)
 
 static size_t heap_in_use(void)
 {
-#if CTX_SANITIZED
+#if TEST_SANITIZED
     return 0; /* the sanitizers' allocators: LeakSanitizer checks instead */
 #else
     return mallinfo2().uordblks;
@@ -751,13 +751,13 @@ int main(void)
 {
     alarm(1500);
     setvbuf(stdout, NULL, _IOLBF, 0);
-#if !CTX_SANITIZED
+#if !TEST_SANITIZED
     /* One arena, so that mallinfo2 sees every thread's blocks. */
     mallopt(M_ARENA_MAX, 1);
 #endif
     va = ctx_new_var("a", INIT_A);
     vb = ctx_new_var("b", INIT_B);
-    int rounds = CTX_SANITIZED ? 2 : 3;
+    int rounds = TEST_SANITIZED ? 2 : 3;
 
     for (size_t s = 0; s < CTX_NSIZES; s++) {
         g_n = ctx_pool_sizes[s];
@@ -766,11 +766,11 @@ int main(void)
         for (int r = 0; r < rounds; r++) {
 #define RUN(t)                                                                      \
     do {                                                                            \
-        double t0_ = ctx_now();                                                     \
+        double t0_ = now_s();                                                     \
         size_t h0_ = heap_in_use();                                                 \
         t();                                                                        \
         if (getenv("CTX_VERBOSE"))                                                  \
-            printf("  %-28s %7.3f s, heap %+ld\n", #t, ctx_now() - t0_,             \
+            printf("  %-28s %7.3f s, heap %+ld\n", #t, now_s() - t0_,             \
                    (long)heap_in_use() - (long)h0_);                                \
     } while (0)
             RUN(test_set_after_open);

@@ -71,8 +71,8 @@ static int half_run(void *arg)
     h->got = weft_ctx_get(va);
     atomic_store(&h->started, 1);
     if (h->wait_other) {
-        double end = ctx_now() + 2.0;
-        while (!atomic_load(&h->other->started) && ctx_now() < end)
+        double end = now_s() + 2.0;
+        while (!atomic_load(&h->other->started) && now_s() < end)
             ctx_task_pause();
     }
     CHECK_EQ(weft_ctx_set(va, mark(h->worker, h->set_base)), 0);

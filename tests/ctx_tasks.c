@@ -214,8 +214,8 @@ static int jhalf_run(void *arg)
     h->got_b = weft_ctx_get(vb);
     atomic_store(&h->started, 1);
     if (h->wait_other) {
-        double end = ctx_now() + 2.0;
-        while (!atomic_load(&h->other->started) && ctx_now() < end)
+        double end = now_s() + 2.0;
+        while (!atomic_load(&h->other->started) && now_s() < end)
             ctx_task_pause();
     }
     /* A set inside a half is that half's alone. */
@@ -366,7 +366,7 @@ static int store_a(void *slot)
 
 static int slow_store_a(void *slot)
 {
-    ctx_nap_us(2000); /* typically runs after its spawner changed its value */
+    sleep_us(2000); /* typically runs after its spawner changed its value */
     return store_a(slot);
 }
 
@@ -386,8 +386,8 @@ static int iso_A(void *arg)
     CHECK_EQ(weft_flow_close(&g), 0);
     CHECK(weft_ctx_get(va) == V(0xA2));
     if (g_n >= 2) {
-        double end = ctx_now() + 2.0;
-        while (!atomic_load(&s->b_checked) && ctx_now() < end)
+        double end = now_s() + 2.0;
+        while (!atomic_load(&s->b_checked) && now_s() < end)
             ctx_task_pause();
     }
     CHECK(weft_ctx_get(va) == V(0xA2));
@@ -399,8 +399,8 @@ static int iso_B(void *arg)
     struct iso *s = arg;
     s->b_start = weft_ctx_get(va);
     if (g_n >= 2) {
-        double end = ctx_now() + 2.0;
-        while (!atomic_load(&s->a_set) && ctx_now() < end)
+        double end = now_s() + 2.0;
+        while (!atomic_load(&s->a_set) && now_s() < end)
             ctx_task_pause();
     }
     s->b_after = weft_ctx_get(va);

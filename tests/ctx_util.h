@@ -10,6 +10,7 @@
 
 #include "weft.h"
 #include "check.h"
+#include "test_common.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -21,32 +22,8 @@
 
 #define V(x) ((void *)(uintptr_t)(x))
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define CTX_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define CTX_SANITIZED 1
-#endif
-#endif
-#ifndef CTX_SANITIZED
-#define CTX_SANITIZED 0
-#endif
-
 static const unsigned ctx_pool_sizes[] = {1, 2, 4};
 #define CTX_NSIZES (sizeof ctx_pool_sizes / sizeof ctx_pool_sizes[0])
-
-static inline double ctx_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static inline void ctx_nap_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
 
 static inline weft_ctx_var *ctx_new_var(const char *name, void *initial)
 {
@@ -86,7 +63,7 @@ static inline void ctx_task_pause(void)
     CHECK_EQ(weft_flow_open(&g, NULL), 0);
     CHECK_EQ(weft_spawn(&g, ctx_noop, NULL), 0);
     CHECK_EQ(weft_flow_close(&g), 0);
-    ctx_nap_us(50);
+    sleep_us(50);
 }
 
 /* Spreading tasks over workers. Each task that arrives marks its worker and
@@ -105,7 +82,7 @@ static inline void ctx_spread_init(struct ctx_spread *s, unsigned want)
     atomic_init(&s->mask, 0);
     atomic_init(&s->gave_up, 0);
     s->want = want > 64 ? 64 : want;
-    s->deadline = ctx_now() + 10.0;
+    s->deadline = now_s() + 10.0;
 }
 
 static inline unsigned ctx_spread_count(struct ctx_spread *s)
@@ -119,7 +96,7 @@ static inline void ctx_spread_arrive(struct ctx_spread *s)
     CHECK(w >= 0);
     atomic_fetch_or(&s->mask, 1ull << (w & 63));
     while (ctx_spread_count(s) < s->want && !atomic_load(&s->gave_up)) {
-        if (ctx_now() > s->deadline) {
+        if (now_s() > s->deadline) {
             atomic_store(&s->gave_up, 1);
             break;
         }
