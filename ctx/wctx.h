@@ -19,9 +19,11 @@
  * guarantees that the snapshot outlives the scope. That is what keeps the
  * fork-join spawn path free of atomic read-modify-writes on shared lines.
  *
- * Scopes. Each thread has a base scope; sched/ pushes a scope around every
- * task it runs (wctx_enter/wctx_leave), weft_ctx_run pushes one around its
- * function. weft_ctx_set changes the innermost scope only.
+ * Scopes. Each thread has a base scope; sched/ runs every task in a scope
+ * whose context is the task's snapshot: one it pushes (wctx_enter/
+ * wctx_leave), or the caller's own when that is clean (it owns nothing and
+ * has the snapshot), reset after the task (wctx_reset). weft_ctx_run pushes
+ * one around its function. weft_ctx_set changes the innermost scope only.
  *
  * ctx/ depends on nothing else of weft's.
  */
@@ -58,13 +60,6 @@ static inline wctx_scope *wctx_scope_current(void)
 static inline struct weft_ctx *wctx_current(void)
 {
     return wctx_scope_current()->cur;
-}
-
-/* Whether the current scope owns its context (then a flow opened now must pin
- * it with wctx_retain, because a later weft_ctx_set would drop it). */
-static inline bool wctx_current_owned(void)
-{
-    return wctx_scope_current()->owned;
 }
 
 /* Enters a scope whose current context is ctx, borrowed (no reference).

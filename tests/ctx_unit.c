@@ -124,9 +124,9 @@ static int in_run(void *p)
     struct run_arg *r = p;
     CHECK(weft_ctx_get(r->a) == V(1)); /* sees the run's context */
     CHECK(weft_ctx_get(r->b) == V(200));
-    CHECK(!wctx_current_owned()); /* borrowed */
+    CHECK(!wctx_scope_current()->owned); /* borrowed */
     CHECK(weft_ctx_set(r->a, V(2)) == 0);
-    CHECK(wctx_current_owned());
+    CHECK(wctx_scope_current()->owned);
     CHECK(weft_ctx_set(r->b, V(3)) == 0);
     CHECK(weft_ctx_get(r->a) == V(2));
     CHECK(weft_ctx_get(r->b) == V(3));
@@ -224,17 +224,17 @@ static void test_scopes(void)
 {
     weft_ctx_var *v = new_var("scope", V(0));
     CHECK(weft_ctx_set(v, V(1)) == 0);
-    CHECK(wctx_current_owned()); /* a set base scope owns its context */
+    CHECK(wctx_scope_current()->owned); /* a set base scope owns its context */
     weft_ctx *outer = weft_ctx_capture();
 
     /* A borrowed scope, as sched/ pushes around a task. */
     wctx_scope s;
     wctx_enter(&s, wctx_current());
     CHECK(wctx_scope_current() == &s);
-    CHECK(!wctx_current_owned());
+    CHECK(!wctx_scope_current()->owned);
     CHECK(weft_ctx_get(v) == V(1));
     CHECK(weft_ctx_set(v, V(2)) == 0);
-    CHECK(wctx_current_owned());
+    CHECK(wctx_scope_current()->owned);
     CHECK(weft_ctx_set(v, V(3)) == 0); /* drops the one it made */
     /* A flow pin would be a retain; the scope's later set must not free it. */
     struct weft_ctx *pinned = wctx_current();
