@@ -109,10 +109,18 @@ static inline bool wq_deque_shared_empty(const wq_deque *d)
     return atomic_load_explicit(&d->top, memory_order_relaxed) >= d->split_own;
 }
 
+/* Owner: whether a starving thief asked for a publish (honor it with
+ * wq_deque_publish(d, false) soon: on the next push or take). */
+static inline bool wq_deque_split_wanted(const wq_deque *d)
+{
+    return atomic_load_explicit(&d->want_split, memory_order_relaxed) != 0;
+}
+
 /* Owner: pushes it at the bottom, into the private part, if the array has
- * room; false when it is full (wq_deque_push grows it). No call, so it keeps
- * a caller's fast path a leaf. */
-static inline bool wq_deque_try_push(wq_deque *d, const wq_item *it)
+ * room; false when it is full (wq_deque_push grows it). Leaves want_split
+ * to the caller (wq_deque_split_wanted), so that a caller's fast path can
+ * do its own work first and keep any call for its end. */
+static inline bool wq_deque_try_put(wq_deque *d, const wq_item *it)
 {
     int64_t b = d->bottom;
     if (__builtin_expect(b - d->top_seen > d->arr->mask, 0))
@@ -120,7 +128,15 @@ static inline bool wq_deque_try_push(wq_deque *d, const wq_item *it)
     wq_slot_store_(&d->arr->slots[b & d->arr->mask], it);
     /* Private: no ordering needed until publish's release store of split. */
     d->bottom = b + 1;
-    if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
+    return true;
+}
+
+/* Owner: wq_deque_try_put, then honors want_split. */
+static inline bool wq_deque_try_push(wq_deque *d, const wq_item *it)
+{
+    if (!wq_deque_try_put(d, it))
+        return false;
+    if (__builtin_expect(wq_deque_split_wanted(d), 0))
         wq_deque_publish(d, false);
     return true;
 }
@@ -138,7 +154,7 @@ static inline int wq_deque_push(wq_deque *d, const wq_item *it)
  * thieves. */
 static inline void wq_deque_before_take(wq_deque *d)
 {
-    if (__builtin_expect(atomic_load_explicit(&d->want_split, memory_order_relaxed), 0))
+    if (__builtin_expect(wq_deque_split_wanted(d), 0))
         wq_deque_publish(d, false);
 }
 
@@ -152,6 +168,16 @@ static inline wq_slot *wq_deque_take_private(wq_deque *d)
         return NULL;
     d->bottom = --b;
     return &d->arr->slots[b & d->arr->mask];
+}
+
+/* Owner: the newest item's slot if it is private, else NULL. The item stays
+ * in the deque: read it, then take it with wq_deque_drop_private. */
+static inline wq_slot *wq_deque_peek_private(wq_deque *d)
+{
+    int64_t b = d->bottom;
+    if (__builtin_expect(b <= d->split_own, 0))
+        return NULL;
+    return &d->arr->slots[(b - 1) & d->arr->mask];
 }
 
 /* Owner: takes the newest item (LIFO). false when the deque is empty. */

@@ -53,18 +53,26 @@ bool ws_flow_is_canceled(ws_flow *f)
     /* Some flow was canceled since f's answer was cached: walk up until a
      * flow that is canceled or whose cached answer is current. */
     bool canceled = false;
+    ws_flow *stop = NULL;
     for (ws_flow *g = f; g; g = g->parent) {
         if (atomic_load_explicit(&g->canceled, memory_order_relaxed)) {
             canceled = true;
+            stop = g->parent;
             break;
         }
         uint64_t gc = atomic_load_explicit(&g->cancel_cache, memory_order_relaxed);
         if (g != f && (gc >> 1) == e) {
             canceled = gc & 1;
+            stop = g;
             break;
         }
     }
-    atomic_store_explicit(&f->cancel_cache, e << 1 | canceled, memory_order_relaxed);
+    /* Every flow walked has the same answer (none of them is canceled below
+     * the one that decided): cache it in all, so that the next check from
+     * any of them, or a flow opened below one, is O(1) again. They are all
+     * open: f is, and a flow stays open while flows below it are. */
+    for (ws_flow *g = f; g != stop; g = g->parent)
+        atomic_store_explicit(&g->cancel_cache, e << 1 | canceled, memory_order_relaxed);
     return canceled;
 }
 
@@ -232,16 +240,13 @@ static void ws_flow_pin(ws_flow *f, bool with_ctx)
     }
 }
 
-int weft_flow_open(weft_flow *flow, weft_pool *pool)
+/* Every open but the common one (see weft_flow_open). */
+__attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *pool)
 {
-    if (!flow)
+    if (!f)
         return EINVAL;
-    ws_flow *f = ws_flow_of(flow);
     ws_worker *w = ws_self;
-    if (WS_LIKELY(w && (!pool || pool == w->pool))) {
-        /* A task opening a flow on its own pool: nothing shared to count.
-         * Only an external opener counts its spawns by thread (an owner by
-         * worker), so only it needs its token. */
+    if (w && (!pool || pool == w->pool)) {
         f->base = wq_deque_bottom(&w->deque);
         f->opener = NULL;
         ws_flow_pin(f, w->with_ctx);
@@ -274,6 +279,27 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
     ws_flow_pin(f, !(pool->flags & WEFT_POOL_NO_CTX));
     ws_flow_init(f, pool, NULL, ws_cur_flow);
     return 0;
+}
+
+int weft_flow_open(weft_flow *flow, weft_pool *pool)
+{
+    /* The common open: a task opening a flow on its own pool, in a scope
+     * that owns nothing (its context is its snapshot, which outlives the
+     * flow, so the flow borrows it). Nothing shared to count; only an
+     * external opener counts its spawns by thread (an owner by worker), so
+     * only it needs its token. */
+    ws_flow *f = ws_flow_of(flow);
+    ws_worker *w = ws_self;
+    wctx_scope *top = wctx_top;
+    if (WS_LIKELY(f && w && !pool && w->with_ctx && top && !top->owned)) {
+        f->base = wq_deque_bottom(&w->deque);
+        f->opener = NULL;
+        f->flags = 0;
+        f->ctx_pin = top->cur;
+        ws_flow_init(f, w->pool, w, ws_cur_flow);
+        return 0;
+    }
+    return ws_flow_open_slow(f, pool);
 }
 
 __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void *arg)
@@ -341,6 +367,14 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
     return err;
 }
 
+/* The end of a fast spawn that found more to do (a tail call: the fast
+ * path keeps nothing live across it, so it saves no registers). */
+__attribute__((noinline)) static int ws_spawn_after_push(ws_worker *w)
+{
+    ws_after_push_slow(w);
+    return 0;
+}
+
 int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
 {
     /* The fork-join fast path: the owner spawns with the flow's pinned
@@ -355,9 +389,10 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
         wctx_scope *s = wctx_top;
         struct weft_ctx *c = s ? s->cur : NULL;
         wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL, (uintptr_t)c}};
-        if (WS_LIKELY(c == f->ctx_pin && wq_deque_try_push(&w->deque, &it))) {
+        if (WS_LIKELY(c == f->ctx_pin && wq_deque_try_put(&w->deque, &it))) {
             f->local_pending++;
-            ws_after_push(w);
+            if (WS_UNLIKELY(ws_push_needs_more(w)))
+                return ws_spawn_after_push(w);
             return 0;
         }
     }
@@ -407,52 +442,69 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
     }
 }
 
-/* The owner runs what it pushed since f opened (f's tasks, and whatever they
- * left above f's base), newest first. f's own tasks in the flow's pinned
- * context (all of them, in fork-join) take a lean path when the opener's
- * own scope is clean (it has the pin and owns nothing): they run right in
- * it, and a set a task made is dropped after it (wctx_reset), which is what
- * a scope of their own would give them, as in weft_join. On a NO_CTX pool
- * the opener runs with no scope, as its tasks do. Anything else goes
- * through ws_run. */
-__attribute__((always_inline)) static inline void ws_flow_drain(ws_flow *f, ws_worker *w)
+/* The owner's close in fork-join: f's own tasks, newest first, run right
+ * in the opener's scope when that scope is clean (it has the flow's pin and
+ * owns nothing); a set a task made is dropped after it (wctx_reset), which
+ * is what a scope of its own would give it, as in weft_join. On a NO_CTX
+ * pool the opener runs with no scope, as its tasks do. The current flow is
+ * set once for the batch. The caller saw f's cached cancellation answer
+ * "not canceled" at the current epoch; an unchanged epoch after each task
+ * keeps it so. Returns true when the deque is back at f's base, no task
+ * failed and the epoch is unchanged; false when it stopped at anything else
+ * (another item, a shared one, a publish request, a new epoch), for
+ * ws_flow_drain. What the loop needs after a task's call it reads again
+ * (the scope from wctx_top, which a task leaves as it found it; the pin and
+ * the cache from f): fewer registers to save and spill per close. */
+__attribute__((always_inline)) static inline bool ws_flow_drain_lean(ws_flow *f, ws_worker *w)
 {
     wq_deque *d = &w->deque;
-    if (wq_deque_bottom(d) <= f->base)
-        return;
-    const uintptr_t mine = (uintptr_t)f | WS_LOCAL;
-    struct weft_ctx *pin = f->ctx_pin; /* NULL in a NO_CTX flow */
     wctx_scope *top = wctx_top;
-    const bool lean = (f->flags & WS_FLOW_NO_CTX) ? top == NULL
-                                                  : top && top->cur == pin && !top->owned;
+    if (WS_UNLIKELY((f->flags & WS_FLOW_NO_CTX) ? top != NULL
+                                                : !top || top->cur != f->ctx_pin || top->owned))
+        return false;
+    bool done = true;
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = f;
     while (wq_deque_bottom(d) > f->base) {
-        wq_deque_before_take(d);
-        wq_slot *sl = wq_deque_take_private(d);
-        if (WS_LIKELY(lean && sl &&
-                      atomic_load_explicit(&sl->w[2], memory_order_relaxed) == mine &&
-                      atomic_load_explicit(&sl->w[3], memory_order_relaxed) == (uintptr_t)pin)) {
-            weft_fn fn = (weft_fn)atomic_load_explicit(&sl->w[0], memory_order_relaxed);
-            void *arg = (void *)atomic_load_explicit(&sl->w[1], memory_order_relaxed);
-            if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
-                int r = fn(arg);
-                if (top)
-                    wctx_reset(top, pin);
-                if (WS_UNLIKELY(r != 0))
-                    ws_flow_fail(f, r);
-            }
-            f->local_pending--;
-            continue;
-        }
-        wq_item it;
-        if (sl)
-            wq_slot_load_(sl, &it);
-        else if (!wq_deque_take_shared_(d, &it))
+        wq_slot *sl = wq_deque_peek_private(d);
+        if (WS_UNLIKELY(!sl || wq_deque_split_wanted(d) ||
+                        atomic_load_explicit(&sl->w[2], memory_order_relaxed) !=
+                            ((uintptr_t)f | WS_LOCAL) ||
+                        atomic_load_explicit(&sl->w[3], memory_order_relaxed) !=
+                            (uintptr_t)f->ctx_pin)) {
+            done = false;
             break;
-        ws_run(w, &it, true);
+        }
+        weft_fn fn = (weft_fn)atomic_load_explicit(&sl->w[0], memory_order_relaxed);
+        void *arg = (void *)atomic_load_explicit(&sl->w[1], memory_order_relaxed);
+        wq_deque_drop_private(d);
+        f->local_pending--;
+        int r = fn(arg);
+        if (wctx_top)
+            wctx_reset(wctx_top, f->ctx_pin);
+        /* Acquire pairs with the release increment in ws_flow_cancel. */
+        uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+        if (WS_UNLIKELY(r != 0 ||
+                        atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) != e << 1)) {
+            if (r != 0)
+                ws_flow_fail(f, r);
+            done = false;
+            break;
+        }
     }
     ws_cur_flow = prev;
+    return done;
+}
+
+/* The owner runs what it pushed since f opened and has not taken back (f's
+ * tasks, and whatever they left above f's base), newest first: the general
+ * case, each item through ws_run. */
+static void ws_flow_drain(ws_flow *f, ws_worker *w)
+{
+    wq_deque *d = &w->deque;
+    wq_item it;
+    while (wq_deque_bottom(d) > f->base && wq_deque_take(d, &it))
+        ws_run(w, &it, true);
 }
 
 /* The opener's count of tasks it did not run itself (stolen, or injected)
@@ -478,11 +530,13 @@ static int ws_flow_finish(ws_flow *f)
     return err;
 }
 
-/* The owner's close after its first drain: hand stolen tasks' count over,
- * wait (helping), drain again if helped tasks spawned into f locally. */
+/* The owner's close, from where the lean drain stopped: drain the rest,
+ * hand the stolen tasks' count over, wait (helping), and again if helped
+ * tasks spawned into f locally. */
 __attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *w)
 {
     for (;;) {
+        ws_flow_drain(f, w);
         ws_flow_hand_over(f); /* what is left after draining was stolen */
         /* Acquire pairs with the release decrements in ws_flow_done_remote. */
         if ((atomic_load_explicit(&f->state, memory_order_acquire) >> 1) == 0)
@@ -490,37 +544,15 @@ __attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *
         /* Let idle workers have what we hold below our base meanwhile. */
         ws_offer_private(w);
         ws_flow_wait(f, w);
-        ws_flow_drain(f, w);
     }
     return ws_flow_finish(f);
 }
 
-int weft_flow_close(weft_flow *flow)
+/* Every close but the owner's of its open flow. */
+__attribute__((noinline)) static int ws_close_other(ws_flow *f, ws_worker *w)
 {
-    ws_flow *f = ws_flow_of(flow);
-    if (!f)
-        return EINVAL;
-    ws_worker *w = ws_self;
-    if (WS_LIKELY(w && f->owner == w)) {
-        /* Only the owner may close a flow it owns, so no other thread can
-         * race this check: no locked instruction needed. */
-        if (atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN)
-            return EINVAL;
-        atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
-        ws_flow_drain(f, w);
-        /* Nothing stolen, nothing outstanding, nothing failed, nothing
-         * pinned: done. The state load is acquire (pairs with the release
-         * decrements in ws_flow_done_remote): REMOTE tasks may have come
-         * and gone, leaving zero, and we must see what they did. */
-        if (WS_LIKELY(f->local_pending == 0 && !(f->flags & WS_FLOW_PIN_OWNED) &&
-                      atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
-                      atomic_load_explicit(&f->error, memory_order_relaxed) == 0 &&
-                      !ws_flow_canceled_fast(f))) {
-            atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
-            return 0;
-        }
-        return ws_close_owner_slow(f, w);
-    }
+    if (!f || (w && f->owner == w))
+        return EINVAL; /* the owner's flow is not open */
     if (f->owner || atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN ||
         !ws_pool_usable(f->pool))
         return EINVAL; /* a task's flow is closed by that task; a pool
@@ -536,4 +568,29 @@ int weft_flow_close(weft_flow *flow)
     ws_flow_hand_over(f);
     ws_flow_wait(f, w);
     return ws_flow_finish(f);
+}
+
+int weft_flow_close(weft_flow *flow)
+{
+    ws_flow *f = ws_flow_of(flow);
+    ws_worker *w = ws_self;
+    /* Only the owner may close a flow it owns, so no other thread can race
+     * the magic check: no locked instruction needed. */
+    if (WS_UNLIKELY(!f || !w || f->owner != w ||
+                    atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN))
+        return ws_close_other(f, w);
+    atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
+    /* Nothing canceled, all run here, nothing outstanding from a thief or
+     * another thread, nothing pinned: done. The state load is acquire
+     * (pairs with the release decrements in ws_flow_done_remote): REMOTE
+     * tasks may have come and gone, leaving zero, and we must see what they
+     * did, which includes any failure (a failure cancels: a new epoch). */
+    if (WS_LIKELY(!ws_flow_canceled_fast(f) && ws_flow_drain_lean(f, w) &&
+                  f->local_pending == 0 && !(f->flags & WS_FLOW_PIN_OWNED) &&
+                  atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
+                  !ws_flow_canceled_fast_only(f))) {
+        atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
+        return 0;
+    }
+    return ws_close_owner_slow(f, w);
 }

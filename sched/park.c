@@ -92,6 +92,15 @@ void ws_park_wait(struct weft_pool *p, ws_worker *w)
     atomic_fetch_sub_explicit(&p->park.sleepers, 1, memory_order_relaxed);
 }
 
+void ws_after_push_slow(ws_worker *w)
+{
+    wq_deque *d = &w->deque;
+    if (wq_deque_split_wanted(d) || (w->others && wq_deque_shared_empty(d)))
+        wq_deque_publish(d, false);
+    if (atomic_load_explicit(w->sleepers, memory_order_relaxed))
+        ws_offer_private(w);
+}
+
 void ws_offer_private(ws_worker *w)
 {
     if (wq_deque_has_private(&w->deque)) {

@@ -146,26 +146,42 @@ static inline void ws_cpu_relax(void)
 #endif
 }
 
-/* After a push onto w's own deque. With other workers around, keep "a
- * non-empty deque has a stealable item": a worker that pushes and then runs
- * a long task inline (the inline half of a join, say) must not hide all its
- * work until its next deque operation. It rarely fires in fork-join (the
- * shared item is the oldest, deep in the recursion), never on one worker.
- * And if some worker sleeps, let it have work. */
-static inline void ws_after_push(ws_worker *w)
+/* After a push onto w's own deque: whether there is more to do than the
+ * push. A thief asked for a publish. Or, with other workers around, the
+ * shared part is empty: keep "a non-empty deque has a stealable item", as a
+ * worker that pushes and then runs a long task inline (the inline half of a
+ * join, say) must not hide all its work until its next deque operation;
+ * this rarely fires in fork-join (the shared item is the oldest, deep in
+ * the recursion), never on one worker. Or some worker sleeps: let it have
+ * work. ws_after_push_slow does what is needed. */
+static inline bool ws_push_needs_more(ws_worker *w)
 {
-    if (w->others && WS_UNLIKELY(wq_deque_shared_empty(&w->deque)))
-        wq_deque_publish(&w->deque, false);
-    if (WS_UNLIKELY(atomic_load_explicit(w->sleepers, memory_order_relaxed)))
-        ws_offer_private(w);
+    return wq_deque_split_wanted(&w->deque) ||
+           (w->others && wq_deque_shared_empty(&w->deque)) ||
+           atomic_load_explicit(w->sleepers, memory_order_relaxed);
 }
 
-/* The common answer inline: nothing was canceled since f's answer was
- * cached (acquire pairs with the release increment in ws_flow_cancel). */
-static inline bool ws_flow_canceled_fast(ws_flow *f)
+void ws_after_push_slow(ws_worker *w);
+
+static inline void ws_after_push(ws_worker *w)
+{
+    if (WS_UNLIKELY(ws_push_needs_more(w)))
+        ws_after_push_slow(w);
+}
+
+/* Whether f may be canceled: false when nothing was canceled since f's
+ * answer "not canceled" was cached (acquire pairs with the release
+ * increment in ws_flow_cancel); true means "look closer". */
+static inline bool ws_flow_canceled_fast_only(ws_flow *f)
 {
     uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
-    if (WS_LIKELY(atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) == e << 1))
+    return atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) != e << 1;
+}
+
+/* The common answer inline, else the walk. */
+static inline bool ws_flow_canceled_fast(ws_flow *f)
+{
+    if (WS_LIKELY(!ws_flow_canceled_fast_only(f)))
         return false;
     return ws_flow_is_canceled(f);
 }

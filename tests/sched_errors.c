@@ -5,7 +5,10 @@
  *     replace it); the flow's memory, reopened, starts clean;
  *   - the first failure cancels the flow: tasks queued behind it are skipped
  *     (their function never runs) and spawns after it are skipped (spawn
- *     returns 0), also spawns into the flow by its own running tasks;
+ *     returns 0), also spawns into the flow by its own running tasks; also
+ *     in a task's flow, whose close runs the tasks itself (with and without
+ *     context snapshots), whether the failure or cancel comes first, last
+ *     or in the middle, or in a task another flow's task spawned into it;
  *   - weft_flow_cancel from outside while tasks poll weft_flow_canceled:
  *     every poller sees it, queued tasks are skipped, the close returns
  *     ECANCELED, or a task's failure if one fails after the cancel;
@@ -247,6 +250,128 @@ static void test_cancel_owned(void)
     CHECK_EQ(weft_flow_close(&f), 0);
     CHECK_EQ(atomic_load(&g_runs), 0);
     CHECK_EQ(weft_pool_destroy(one), 0);
+}
+
+/* ---- failures inside the owner's close ---------------------------------- */
+
+/* A flow a task opened and closes on a one-worker pool: its close runs the
+ * flow's tasks itself, newest first, so exactly which ones run is known. */
+
+static int cancel_current(void *p)
+{
+    (void)p;
+    weft_flow_cancel(weft_current_flow());
+    return 0;
+}
+
+/* Opens a flow, spawns `older` counting tasks, then fn(arg), then `newer`
+ * counting tasks; closes it. Returns the close's result; *runs the number
+ * of counting tasks that ran. */
+static int drain_case(int older, weft_fn fn, void *arg, int newer, long *runs)
+{
+    weft_flow g;
+    atomic_store(&g_runs, 0);
+    CHECK_EQ(weft_flow_open(&g, NULL), 0);
+    for (int i = 0; i < older; i++)
+        CHECK_EQ(weft_spawn(&g, count_task, NULL), 0);
+    CHECK_EQ(weft_spawn(&g, fn, arg), 0);
+    for (int i = 0; i < newer; i++)
+        CHECK_EQ(weft_spawn(&g, count_task, NULL), 0);
+    int r = weft_flow_close(&g);
+    *runs = atomic_load(&g_runs);
+    return r;
+}
+
+static int drain_failures(void *p)
+{
+    (void)p;
+    long runs;
+    /* The failure runs first: every older task is skipped. */
+    CHECK_EQ(drain_case(50, ret_task, (void *)(intptr_t)13, 0, &runs), 13);
+    CHECK_EQ(runs, 0);
+    /* The failure runs last: every newer task ran. */
+    CHECK_EQ(drain_case(0, ret_task, (void *)(intptr_t)14, 50, &runs), 14);
+    CHECK_EQ(runs, 50);
+    /* In the middle: the newer ones ran, the older ones are skipped. */
+    CHECK_EQ(drain_case(25, ret_task, (void *)(intptr_t)15, 25, &runs), 15);
+    CHECK_EQ(runs, 25);
+    /* A task cancels its own flow: ECANCELED, the older ones skipped. */
+    CHECK_EQ(drain_case(25, cancel_current, NULL, 25, &runs), ECANCELED);
+    CHECK_EQ(runs, 25);
+    /* The fork-join shape, two tasks: either one's failure comes back. */
+    CHECK_EQ(drain_case(1, ret_task, (void *)(intptr_t)16, 0, &runs), 16);
+    CHECK_EQ(runs, 0);
+    CHECK_EQ(drain_case(0, ret_task, (void *)(intptr_t)17, 1, &runs), 17);
+    CHECK_EQ(runs, 1);
+    /* None of it reached this task's flow, and a flow after it is clean. */
+    CHECK(!weft_flow_canceled(weft_current_flow()));
+    CHECK_EQ(drain_case(3, count_task, NULL, 3, &runs), 0);
+    CHECK_EQ(runs, 7);
+    return 0;
+}
+
+static void test_drain_failures(unsigned flags)
+{
+    STAGE("failures and cancels inside the owner's close");
+    weft_pool *one;
+    weft_pool_config cfg = {.workers = 1, .flags = flags, .name = "err"};
+    CHECK_EQ(weft_pool_create(&one, &cfg), 0);
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, one), 0);
+    CHECK_EQ(weft_spawn(&f, drain_failures, NULL), 0);
+    CHECK_EQ(weft_flow_close(&f), 0);
+    CHECK_EQ(weft_pool_destroy(one), 0);
+}
+
+/* A task's flow into which a task of another flow (on the other worker)
+ * spawns a failing task: the failure comes back from the task's close,
+ * also when the failed task finished before the close began, so that the
+ * close finds nothing left to run or wait for. */
+typedef struct remote_case {
+    _Atomic(weft_flow *) flow;
+    atomic_int           spawned;
+} remote_case;
+
+static int remote_opener(void *p)
+{
+    remote_case *rc = p;
+    weft_flow g;
+    CHECK_EQ(weft_flow_open(&g, NULL), 0);
+    atomic_store(&rc->flow, &g);
+    CHECK(wait_flag(&rc->spawned, 30));
+    double end = now_s() + 30;
+    while (!weft_flow_canceled(&g))
+        CHECK(now_s() < end);
+    sleep_us(2000); /* let the failed task finish its count, usually */
+    CHECK_EQ(weft_flow_close(&g), 21);
+    return 0;
+}
+
+static int remote_spawner(void *p)
+{
+    remote_case *rc = p;
+    weft_flow *g;
+    double end = now_s() + 30;
+    while (!(g = atomic_load(&rc->flow)))
+        CHECK(now_s() < end);
+    CHECK_EQ(weft_spawn(g, ret_task, (void *)(intptr_t)21), 0);
+    atomic_store(&rc->spawned, 1);
+    return 0;
+}
+
+static void test_remote_failure(void)
+{
+    STAGE("a failure spawned into a task's flow by another task");
+    weft_pool *two = new_pool(2);
+    for (int round = 0; round < 20; round++) {
+        remote_case rc = {NULL, 0};
+        weft_flow f;
+        CHECK_EQ(weft_flow_open(&f, two), 0);
+        CHECK_EQ(weft_spawn(&f, remote_opener, &rc), 0);
+        CHECK_EQ(weft_spawn(&f, remote_spawner, &rc), 0);
+        CHECK_EQ(weft_flow_close(&f), 0);
+    }
+    CHECK_EQ(weft_pool_destroy(two), 0);
 }
 
 /* ---- cancel from outside ------------------------------------------------- */
@@ -661,6 +786,9 @@ int main(void)
     printf("failure returned: ok\n");
     test_skip_queued();
     test_cancel_owned();
+    test_drain_failures(0);
+    test_drain_failures(WEFT_POOL_NO_CTX);
+    test_remote_failure();
     printf("skipped tasks: ok\n");
     test_cancel_from_outside();
     printf("cancel from outside: ok\n");
