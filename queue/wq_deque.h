@@ -116,19 +116,36 @@ static inline bool wq_deque_split_wanted(const wq_deque *d)
     return atomic_load_explicit(&d->want_split, memory_order_relaxed) != 0;
 }
 
+static inline bool wq_deque_try_put_(wq_deque *d, const wq_item *it, bool fourth)
+{
+    int64_t b = d->bottom;
+    if (__builtin_expect(b - d->top_seen > d->arr->mask, 0))
+        return false;
+    wq_slot *s = &d->arr->slots[b & d->arr->mask];
+    atomic_store_explicit(&s->w[0], it->w[0], memory_order_relaxed);
+    atomic_store_explicit(&s->w[1], it->w[1], memory_order_relaxed);
+    atomic_store_explicit(&s->w[2], it->w[2], memory_order_relaxed);
+    if (fourth)
+        atomic_store_explicit(&s->w[3], it->w[3], memory_order_relaxed);
+    /* Private: no ordering needed until publish's release store of split. */
+    d->bottom = b + 1;
+    return true;
+}
+
 /* Owner: pushes it at the bottom, into the private part, if the array has
  * room; false when it is full (wq_deque_push grows it). Leaves want_split
  * to the caller (wq_deque_split_wanted), so that a caller's fast path can
  * do its own work first and keep any call for its end. */
 static inline bool wq_deque_try_put(wq_deque *d, const wq_item *it)
 {
-    int64_t b = d->bottom;
-    if (__builtin_expect(b - d->top_seen > d->arr->mask, 0))
-        return false;
-    wq_slot_store_(&d->arr->slots[b & d->arr->mask], it);
-    /* Private: no ordering needed until publish's release store of split. */
-    d->bottom = b + 1;
-    return true;
+    return wq_deque_try_put_(d, it, true);
+}
+
+/* Owner: wq_deque_try_put of the first three words only: the slot's fourth
+ * keeps an old value, for a caller whose first three say it is unused. */
+static inline bool wq_deque_try_put3(wq_deque *d, const wq_item *it)
+{
+    return wq_deque_try_put_(d, it, false);
 }
 
 /* Owner: wq_deque_try_put, then honors want_split. */

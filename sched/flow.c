@@ -24,6 +24,7 @@
 
 #include <limits.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 _Atomic(uint64_t) ws_cancel_epoch = 1;
@@ -179,8 +180,9 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
         ws_run_join(it);
         return;
     }
-    ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
-    struct weft_ctx *ctx = (struct weft_ctx *)(it->w[3] & ~WS_CTX_REF);
+    ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
+    uintptr_t cw = (it->w[2] & WS_PINNED) ? (uintptr_t)f->ctx_pin : it->w[3];
+    struct weft_ctx *ctx = (struct weft_ctx *)(cw & ~WS_CTX_REF);
     if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
         ws_flow *prev = ws_cur_flow;
         ws_cur_flow = f;
@@ -189,7 +191,7 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
         if (WS_UNLIKELY(r != 0))
             ws_flow_fail(f, r);
     }
-    if (it->w[3] & WS_CTX_REF)
+    if (cw & WS_CTX_REF)
         wctx_release(ctx);
     if (kind == WS_LOCAL && popped)
         f->local_pending--; /* we are the owner: plain */
@@ -207,9 +209,9 @@ __attribute__((always_inline)) static inline void ws_flow_init(ws_flow *f, struc
     f->owner = owner;
     f->parent = parent;
     f->local_pending = 0;
-    atomic_init(&f->state, 0);
-    atomic_init(&f->error, 0);
-    atomic_init(&f->canceled, 0);
+    /* state, error and canceled start at zero: one wide store where three
+     * atomic_init would be three (nothing else sees f yet). */
+    memset((void *)&f->state, 0, offsetof(ws_flow, cancel_cache) - offsetof(ws_flow, state));
     /* Start from the parent's cached answer (our own flag is clear), so
      * checks cost O(1) until some flow is canceled; a stale copy only makes
      * the first check walk up to the nearest current cache. */
@@ -248,7 +250,6 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
     ws_worker *w = ws_self;
     if (w && (!pool || pool == w->pool)) {
         f->base = wq_deque_bottom(&w->deque);
-        f->opener = NULL;
         ws_flow_pin(f, w->with_ctx);
         ws_flow_init(f, w->pool, w, ws_cur_flow);
         return 0;
@@ -293,7 +294,6 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
     wctx_scope *top = wctx_top;
     if (WS_LIKELY(f && w && !pool && w->with_ctx && top && !top->owned)) {
         f->base = wq_deque_bottom(&w->deque);
-        f->opener = NULL;
         f->flags = 0;
         f->ctx_pin = top->cur;
         ws_flow_init(f, w->pool, w, ws_cur_flow);
@@ -331,7 +331,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
             return 0;
         }
         f->local_pending--;
-    } else if (!w && f->opener == ws_thread_token()) {
+    } else if (!w && !f->owner && f->opener == ws_thread_token()) {
         /* The external thread that opened f: count in local_pending like an
          * owner (no RMW on the line the workers decrement); the close hands
          * the count over. Workers take it from the injection queue, never
@@ -388,8 +388,8 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
                   atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_OPEN)) {
         wctx_scope *s = wctx_top;
         struct weft_ctx *c = s ? s->cur : NULL;
-        wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL, (uintptr_t)c}};
-        if (WS_LIKELY(c == f->ctx_pin && wq_deque_try_put(&w->deque, &it))) {
+        wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL | WS_PINNED}};
+        if (WS_LIKELY(c == f->ctx_pin && wq_deque_try_put3(&w->deque, &it))) {
             f->local_pending++;
             if (WS_UNLIKELY(ws_push_needs_more(w)))
                 return ws_spawn_after_push(w);
@@ -469,9 +469,7 @@ __attribute__((always_inline)) static inline bool ws_flow_drain_lean(ws_flow *f,
         wq_slot *sl = wq_deque_peek_private(d);
         if (WS_UNLIKELY(!sl || wq_deque_split_wanted(d) ||
                         atomic_load_explicit(&sl->w[2], memory_order_relaxed) !=
-                            ((uintptr_t)f | WS_LOCAL) ||
-                        atomic_load_explicit(&sl->w[3], memory_order_relaxed) !=
-                            (uintptr_t)f->ctx_pin)) {
+                            ((uintptr_t)f | WS_LOCAL | WS_PINNED))) {
             done = false;
             break;
         }

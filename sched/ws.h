@@ -25,12 +25,15 @@
 #define WS_WORKER_STACK (16u << 20)
 
 /* ---- task items (four words in the deque and the injection queue) ------ */
-/* w[0] fn, w[1] arg, w[2] flow or join frame | kind, w[3] ctx | WS_CTX_REF */
+/* w[0] fn, w[1] arg, w[2] flow or join frame | kind | WS_PINNED,
+ * w[3] ctx | WS_CTX_REF (not written when WS_PINNED) */
 enum {
     WS_LOCAL = 0,  /* counted in the flow owner's plain local_pending */
     WS_REMOTE = 1, /* counted in the flow's atomic state at spawn */
     WS_JOIN = 2,   /* the offered half of weft_join; w[2] is a ws_join_frame */
     WS_KIND_MASK = 3,
+    WS_PINNED = 4, /* a flow's task whose context is the flow's ctx_pin */
+    WS_ITEM_BITS = 7,
 };
 #define WS_CTX_REF ((uintptr_t)1) /* the task holds a reference on its ctx */
 
@@ -86,13 +89,14 @@ typedef struct ws_flow {
     struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
     int64_t           base;    /* owner's deque bottom at open */
     int64_t           local_pending; /* written by the opening thread only */
-    const void       *opener;  /* ws_thread_token() of the opening thread */
+    const void       *opener;  /* ws_thread_token() of the opening thread;
+                                * set only when owner is NULL */
 
     /* (outstanding tasks << 1) | WS_WAITER. The closer sleeps on its low
      * 32 bits; a task's last touch of the flow is its decrement. */
     _Alignas(WQ_CACHELINE) _Atomic(int64_t) state;
     _Atomic(int)      error;
-    _Atomic(int)      canceled;
+    _Atomic(int)      canceled;     /* state..canceled are zeroed at open as one */
     _Atomic(uint64_t) cancel_cache; /* (epoch << 1) | canceled-up-the-chain */
 } ws_flow;
 
@@ -100,6 +104,8 @@ typedef struct ws_flow {
 
 _Static_assert(sizeof(ws_flow) <= sizeof(weft_flow), "weft_flow too small");
 _Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned");
+
+_Static_assert(_Alignof(weft_flow) > WS_ITEM_BITS, "no room for the item bits");
 
 typedef struct ws_join_frame {
     _Atomic(uint32_t) done; /* bit 0 done, bit 1 a waiter sleeps */
