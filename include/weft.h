@@ -121,7 +121,9 @@ WEFT_API int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
  * worker the caller runs other work meanwhile; elsewhere it sleeps.
  * Returns 0 if every task returned 0; else the first nonzero value a task
  * returned; ECANCELED if the flow was canceled and no task failed.
- * EINVAL: flow NULL or not open (never opened, or closed already).
+ * EINVAL: flow NULL or not open (never opened, or closed already), or
+ * called from inside the flow: by one of its tasks, or a task below one
+ * (it would wait for itself); the flow then stays open.
  * After it returns, the flow's memory is the caller's again. */
 WEFT_API int weft_flow_close(weft_flow *flow);
 

@@ -528,11 +528,32 @@ static int ws_flow_finish(ws_flow *f)
     return err;
 }
 
+/* Whether f is the flow of a task this thread is running, or a flow above
+ * it: closing f from here would wait for that task, which waits for us.
+ * (Every flow on the chain is open: a flow stays open while a flow below it
+ * is, and the innermost is the flow of the task we run.) */
+static bool ws_flow_encloses_caller(const ws_flow *f)
+{
+    for (const ws_flow *g = ws_cur_flow; g; g = g->parent)
+        if (g == f)
+            return true;
+    return false;
+}
+
 /* The owner's close, from where the lean drain stopped: drain the rest,
  * hand the stolen tasks' count over, wait (helping), and again if helped
  * tasks spawned into f locally. */
 __attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *w)
 {
+    /* A task of f that this worker runs while f is open (it helped, and
+     * took it from its own deque) closing f, or one below it: refuse, and
+     * leave f open for its opener's close. (The fast close always comes
+     * here then: that task counts in local_pending until it returns. The
+     * lean drain can only have run f's own tasks, which is no harm.) */
+    if (WS_UNLIKELY(ws_flow_encloses_caller(f))) {
+        atomic_store_explicit(&f->magic, WS_FLOW_OPEN, memory_order_relaxed);
+        return EINVAL;
+    }
     for (;;) {
         ws_flow_drain(f, w);
         ws_flow_hand_over(f); /* what is left after draining was stolen */
@@ -551,6 +572,8 @@ __attribute__((noinline)) static int ws_close_other(ws_flow *f, ws_worker *w)
 {
     if (!f || (w && f->owner == w))
         return EINVAL; /* the owner's flow is not open */
+    if (ws_flow_encloses_caller(f))
+        return EINVAL; /* closed from inside: it would wait for itself */
     if (f->owner || atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN ||
         !ws_pool_usable(f->pool))
         return EINVAL; /* a task's flow is closed by that task; a pool

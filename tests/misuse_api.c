@@ -2,7 +2,9 @@
  * Misuse gets error codes, never a crash or a hang:
  *   - NULL arguments to every function that takes a pointer;
  *   - flows never opened (zeroed and garbage memory), closed twice, spawned
- *     into after close;
+ *     into after close, closed from inside by one of their own tasks or a
+ *     task below one (EINVAL; the flow stays open for spawns and its real
+ *     close works);
  *   - weft_join with a NULL half runs neither half; weft_for with fn NULL or
  *     begin > end calls nothing; begin == end returns 0 at once;
  *   - destroy with a flow open (EBUSY; the pool keeps working; then close
@@ -433,6 +435,53 @@ static void test_destroy_busy_race(void)
 }
 
 /* Runs first, before anything has created the default pool. */
+/* A task closing the flow it runs in, or a flow above that: the flow cannot
+ * be closed from inside (it would wait for the task itself), so EINVAL, the
+ * flow stays open, and its real close still works. In a task's own flow,
+ * run by its opener's close or by another worker (one and two workers); in
+ * an external thread's flow; from a task two levels down. */
+static int close_from_inside(void *outer)
+{
+    weft_flow *f = weft_current_flow();
+    CHECK(f != NULL);
+    CHECK_EQ(weft_flow_close(f), EINVAL);
+    if (outer)
+        CHECK_EQ(weft_flow_close(outer), EINVAL);
+    CHECK_EQ(weft_spawn(f, mark_task, NULL), 0); /* still open for spawns */
+    return 0;
+}
+
+static int open_and_close_inside(void *p)
+{
+    (void)p;
+    weft_flow g;
+    CHECK_EQ(weft_flow_open(&g, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(weft_spawn(&g, close_from_inside, weft_current_flow()), 0);
+    CHECK_EQ(weft_flow_close(&g), 0);
+    CHECK_EQ(weft_flow_close(&g), EINVAL);
+    return 0;
+}
+
+static void test_close_from_inside(void)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        weft_pool *pool;
+        weft_pool_config cfg = {.workers = workers, .name = "mis"};
+        CHECK_EQ(weft_pool_create(&pool, &cfg), 0);
+        atomic_store(&g_ran, 0);
+        weft_flow f;
+        CHECK_EQ(weft_flow_open(&f, pool), 0);
+        for (int i = 0; i < 8; i++)
+            CHECK_EQ(weft_spawn(&f, open_and_close_inside, NULL), 0);
+        CHECK_EQ(weft_spawn(&f, close_from_inside, NULL), 0);
+        sleep_us(1000); /* usually: the tasks run before this thread closes */
+        CHECK_EQ(weft_flow_close(&f), 0);
+        CHECK_EQ(atomic_load(&g_ran), 8 * 4 + 1);
+        CHECK_EQ(weft_pool_destroy(pool), 0);
+    }
+}
+
 static void test_default_pool_bad_env(void)
 {
     CHECK_EQ(setenv("WEFT_WORKERS", "abc", 1), 0);
@@ -470,6 +519,8 @@ int main(void)
     printf("refused destroys keep the workers: ok\n");
     test_destroy_busy_race();
     printf("destroy refused while busy: ok\n");
+    test_close_from_inside();
+    printf("a task closing its own flow or one above: ok\n");
     printf("misuse_api: ok\n");
     return 0;
 }
