@@ -609,7 +609,7 @@ int weft_flow_close(weft_flow *flow)
     if (WS_LIKELY(!ws_flow_canceled_fast(f) && ws_flow_drain_lean(f, w) &&
                   f->local_pending == 0 && !(f->flags & WS_FLOW_PIN_OWNED) &&
                   atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
-                  !ws_flow_canceled_fast_only(f))) {
+                  !ws_flow_maybe_canceled(f))) {
         atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
         return 0;
     }

@@ -175,10 +175,10 @@ static inline void ws_after_push(ws_worker *w)
         ws_after_push_slow(w);
 }
 
-/* Whether f may be canceled: false when nothing was canceled since f's
+/* false when f is surely not canceled: nothing was canceled since its
  * answer "not canceled" was cached (acquire pairs with the release
  * increment in ws_flow_cancel); true means "look closer". */
-static inline bool ws_flow_canceled_fast_only(ws_flow *f)
+static inline bool ws_flow_maybe_canceled(ws_flow *f)
 {
     uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
     return atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) != e << 1;
@@ -187,7 +187,7 @@ static inline bool ws_flow_canceled_fast_only(ws_flow *f)
 /* The common answer inline, else the walk. */
 static inline bool ws_flow_canceled_fast(ws_flow *f)
 {
-    if (WS_LIKELY(!ws_flow_canceled_fast_only(f)))
+    if (WS_LIKELY(!ws_flow_maybe_canceled(f)))
         return false;
     return ws_flow_is_canceled(f);
 }
