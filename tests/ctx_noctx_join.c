@@ -11,7 +11,9 @@
  * Each worker first gets a mark of its own in its thread context; then a
  * task joins two halves, the second of which waits until the first was
  * stolen. Both halves must read their own worker's mark; a set made by the
- * stolen half must be what the next task on that worker sees.
+ * stolen half must be what the next task on that worker sees. A join called
+ * inside weft_ctx_run gives its halves the worker's context too, not the
+ * one weft_ctx_run runs in.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -96,6 +98,36 @@ static int join_task(void *arg)
     return 0;
 }
 
+/* A join inside weft_ctx_run on a worker of the pool: its halves are tasks
+ * of the pool too, so they see the worker thread's own context, not the
+ * context weft_ctx_run runs its function in. */
+static int run_join(void *arg)
+{
+    struct joinres *r = arg;
+    CHECK_EQ(weft_join(half_run, &r->a, half_run, &r->b), 0);
+    return 0;
+}
+
+struct in_run {
+    struct joinres r;
+    void          *own; /* the worker's context before */
+};
+
+static int join_in_ctx_run_task(void *arg)
+{
+    struct in_run *ir = arg;
+    memset(&ir->r, 0, sizeof ir->r);
+    ir->r.a.set_base = ir->r.b.set_base = 0x400;
+    ir->own = weft_ctx_get(va);
+    CHECK_EQ(weft_ctx_set(va, V(0x777)), 0); /* another context to run in */
+    weft_ctx *other = weft_ctx_capture();
+    CHECK(other != NULL);
+    CHECK_EQ(weft_ctx_set(va, ir->own), 0);
+    CHECK_EQ(weft_ctx_run(other, run_join, &ir->r), 0);
+    weft_ctx_release(other);
+    return 0;
+}
+
 struct seen {
     int                worker;
     void              *got;
@@ -168,6 +200,22 @@ int main(void)
                     failures++;
                     break;
                 }
+            }
+        }
+        if (g_n == 1) {
+            /* One worker: both halves run inline, b first. */
+            struct in_run ir;
+            CHECK_EQ(weft_flow_open(&f, p), 0);
+            CHECK_EQ(weft_spawn(&f, join_in_ctx_run_task, &ir), 0);
+            CHECK_EQ(weft_flow_close(&f), 0);
+            printf("  join inside weft_ctx_run: b read %#lx, a read %#lx, worker's own %#lx\n",
+                   (unsigned long)(uintptr_t)ir.r.b.got, (unsigned long)(uintptr_t)ir.r.a.got,
+                   (unsigned long)(uintptr_t)ir.own);
+            if (ir.r.b.got != ir.own ||
+                (ir.r.a.got != ir.own && ir.r.a.got != mark(ir.r.a.worker, 0x400))) {
+                printf("  FAIL: a half of a join inside weft_ctx_run did not see its worker "
+                       "thread's context\n");
+                failures++;
             }
         }
         ctx_pool_free(p);
