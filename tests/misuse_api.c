@@ -3,7 +3,8 @@
  *   - NULL arguments to every function that takes a pointer;
  *   - flows never opened (zeroed and garbage memory), closed twice, spawned
  *     into after close, closed from inside by one of their own tasks or a
- *     task below one (EINVAL; the flow stays open for spawns and its real
+ *     task below one, also one its owner runs while it helps during
+ *     another wait (EINVAL; the flow stays open for spawns and its real
  *     close works);
  *   - weft_join with a NULL half runs neither half; weft_for with fn NULL or
  *     begin > end calls nothing; begin == end returns 0 at once;
@@ -482,6 +483,58 @@ static void test_close_from_inside(void)
     }
 }
 
+/* The owner itself runs a task of its open flow: it waits on another
+ * pool's flow and helps its own pool meanwhile, which takes that task from
+ * its deque. The task closing its own flow gets EINVAL (it would wait for
+ * itself), and the opener's close later succeeds. One worker, so the
+ * helping is certain. */
+static weft_pool *g_other_pool;
+
+static int nap_task(void *p)
+{
+    (void)p;
+    sleep_us(20000);
+    return 0;
+}
+
+static int close_enclosing(void *p)
+{
+    weft_flow *f = p;
+    CHECK(weft_current_flow() == f);
+    CHECK_EQ(weft_flow_close(f), EINVAL);
+    atomic_fetch_add(&g_ran, 1);
+    return 0;
+}
+
+static int help_into_own_flow(void *p)
+{
+    (void)p;
+    weft_flow f, g;
+    CHECK_EQ(weft_flow_open(&f, NULL), 0);
+    CHECK_EQ(weft_spawn(&f, close_enclosing, &f), 0);
+    CHECK_EQ(weft_flow_open(&g, g_other_pool), 0);
+    CHECK_EQ(weft_spawn(&g, nap_task, NULL), 0);
+    CHECK_EQ(weft_flow_close(&g), 0); /* helps: runs close_enclosing */
+    CHECK_EQ(atomic_load(&g_ran), 1);
+    CHECK_EQ(weft_flow_close(&f), 0);
+    return 0;
+}
+
+static void test_close_from_helped_task(void)
+{
+    weft_pool *one;
+    weft_pool_config cfg = {.workers = 1, .name = "mis"};
+    CHECK_EQ(weft_pool_create(&one, &cfg), 0);
+    CHECK_EQ(weft_pool_create(&g_other_pool, &cfg), 0);
+    atomic_store(&g_ran, 0);
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, one), 0);
+    CHECK_EQ(weft_spawn(&f, help_into_own_flow, NULL), 0);
+    CHECK_EQ(weft_flow_close(&f), 0);
+    CHECK_EQ(weft_pool_destroy(g_other_pool), 0);
+    CHECK_EQ(weft_pool_destroy(one), 0);
+}
+
 static void test_default_pool_bad_env(void)
 {
     CHECK_EQ(setenv("WEFT_WORKERS", "abc", 1), 0);
@@ -520,6 +573,7 @@ int main(void)
     test_destroy_busy_race();
     printf("destroy refused while busy: ok\n");
     test_close_from_inside();
+    test_close_from_helped_task();
     printf("a task closing its own flow or one above: ok\n");
     printf("misuse_api: ok\n");
     return 0;
