@@ -534,7 +534,10 @@ static int ws_flow_finish(ws_flow *f)
  * is, and the innermost is the flow of the task we run.) */
 static bool ws_flow_encloses_caller(const ws_flow *f)
 {
-    for (const ws_flow *g = ws_cur_flow; g; g = g->parent)
+    const ws_flow *g = ws_cur_flow;
+    if (g == f->parent)
+        return false; /* the opener itself, as in every valid close: no walk */
+    for (; g; g = g->parent)
         if (g == f)
             return true;
     return false;
