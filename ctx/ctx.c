@@ -52,10 +52,12 @@ static atomic_size_t wctx_next_index_;
 /* Every variable ever made, so that leak checkers see them as reachable. */
 static _Atomic(struct weft_ctx_var *) wctx_vars_;
 
-/* Releases the base scope's context when a thread exits. */
-static pthread_once_t wctx_key_once_ = PTHREAD_ONCE_INIT;
-static pthread_key_t  wctx_key_;
-static int            wctx_key_err_;
+/* Releases the base scope's context when a thread exits. Created on first
+ * use; a failed creation is retried by the next use (pthread_once would
+ * keep the failure forever). */
+static pthread_mutex_t wctx_key_lock_ = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool     wctx_key_ready_;
+static pthread_key_t   wctx_key_;
 
 /* ------------------------------------------------------------------------ */
 /* Reference counting                                                        */
@@ -105,9 +107,22 @@ static void wctx_thread_exit_(void *unused)
         wctx_drop_owned_(&wctx_base);
 }
 
-static void wctx_key_init_(void)
+/* 0 once the key exists, else ENOMEM (and the next call tries again). */
+static int wctx_key_get_(void)
 {
-    wctx_key_err_ = pthread_key_create(&wctx_key_, wctx_thread_exit_);
+    /* Acquire pairs with the release store below: whoever sees ready sees
+     * the key. */
+    if (atomic_load_explicit(&wctx_key_ready_, memory_order_acquire))
+        return 0;
+    int err = 0;
+    pthread_mutex_lock(&wctx_key_lock_);
+    if (!atomic_load_explicit(&wctx_key_ready_, memory_order_relaxed)) {
+        err = pthread_key_create(&wctx_key_, wctx_thread_exit_);
+        if (!err)
+            atomic_store_explicit(&wctx_key_ready_, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&wctx_key_lock_);
+    return err ? ENOMEM : 0;
 }
 
 /* Arms the thread-exit release for this thread. Checked through the key's
@@ -116,8 +131,7 @@ static void wctx_key_init_(void)
  * runs destructors again, up to PTHREAD_DESTRUCTOR_ITERATIONS rounds). */
 static int wctx_arm_thread_exit_(void)
 {
-    pthread_once(&wctx_key_once_, wctx_key_init_);
-    if (wctx_key_err_)
+    if (wctx_key_get_())
         return ENOMEM; /* no key could be had; keep nothing we can't free */
     if (pthread_getspecific(wctx_key_))
         return 0;

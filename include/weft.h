@@ -65,8 +65,13 @@ WEFT_API int weft_pool_create(weft_pool **pool, const weft_pool_config *cfg);
 /* Stops and joins every worker and frees the pool.
  * EINVAL: pool NULL, or a pool inherited across fork() (it is unusable in
  * the child; its memory is leaked rather than touched).
- * EBUSY: a flow on this pool is open. EDEADLK: called from one of this
- * pool's own workers. The default pool cannot be destroyed (EINVAL). */
+ * EBUSY: a flow on this pool is open; also one that a task opened and
+ * returned without closing (the caller's bug: that pool then stays).
+ * EDEADLK: called from one of this pool's own workers. The default pool
+ * cannot be destroyed (EINVAL).
+ * fork() inside a task: the child may go on running that task; when the
+ * task returns to weft in the child (or waits in a close or join there),
+ * the child exits with status 0, as a thread whose pool is gone. */
 WEFT_API int weft_pool_destroy(weft_pool *pool);
 
 /* The number of workers; 0 for NULL. */
@@ -101,7 +106,8 @@ typedef struct weft_flow {
 } weft_flow;
 
 /* Opens a flow on pool (NULL: the calling worker's pool, else the default
- * pool). A flow opened inside a task must be closed before that task returns.
+ * pool). A flow opened inside a task must be closed before that task returns
+ * (if it is not, weft_pool_destroy says EBUSY from then on).
  * Flows opened inside a task of a canceled flow count as canceled.
  * EINVAL: flow NULL, or the pool is being destroyed or was inherited across
  * fork(). With pool NULL off a worker, the default pool's creation error if
@@ -129,10 +135,14 @@ WEFT_API int weft_flow_close(weft_flow *flow);
 
 /* Cancels the flow: tasks not yet started are skipped, later spawns are
  * skipped, flows opened by its tasks count as canceled. Running tasks may
- * poll weft_flow_canceled. NULL or a flow that is not open: no effect. */
+ * poll weft_flow_canceled. When it returns, the flow is canceled for this
+ * thread and every thread that synchronizes with it after, also when
+ * another thread is canceling it at the same time. NULL or a flow that is
+ * not open: no effect. */
 WEFT_API void weft_flow_cancel(weft_flow *flow);
 
-/* Whether the flow, or a flow above it, is canceled. false for NULL. */
+/* Whether the flow, or a flow above it, is canceled. false for NULL and for
+ * a flow that is not open (never opened, or closed). */
 WEFT_API bool weft_flow_canceled(const weft_flow *flow);
 
 /* The flow of the task running on this thread, or NULL. */
@@ -145,8 +155,11 @@ WEFT_API weft_flow *weft_current_flow(void);
 /* Runs a(arg_a) and b(arg_b), possibly in parallel; returns when both are
  * done: a's result if nonzero, else b's. On a worker it offers a to thieves,
  * runs b inline and takes a back if nobody stole it; elsewhere both run on
- * the default pool while the caller sleeps. Both see the caller's context.
- * EINVAL: a or b NULL. */
+ * the default pool while the caller sleeps (a half that cannot be queued
+ * for lack of memory runs on the caller). Both see the caller's context.
+ * Each half runs exactly once, unless an error is returned: then neither
+ * ran. EINVAL: a or b NULL. Off a worker, the default pool's creation
+ * error if it could not be created (see weft_default_pool). */
 WEFT_API int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b);
 
 /* ------------------------------------------------------------------------ */
@@ -159,7 +172,11 @@ typedef void (*weft_range_fn)(size_t begin, size_t end, void *arg);
  * recursively so that idle workers steal large halves; no piece is larger
  * than grain (0: chosen by weft). pool NULL as in weft_flow_open. Returns
  * when all of the range is done. begin == end: returns 0 at once.
- * EINVAL: fn NULL, begin > end, or pool unusable. */
+ * Called by a task whose flow (or a flow above it) is canceled, before or
+ * during the call: pieces not yet started are skipped, pieces started
+ * finish, and it returns ECANCELED; the same on the caller's pool and on
+ * any other. EINVAL: fn NULL, begin > end, or pool unusable. ENOMEM (off
+ * the pool: the root could not be queued; nothing ran). */
 WEFT_API int weft_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
              weft_range_fn fn, void *arg);
 

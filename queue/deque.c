@@ -82,23 +82,24 @@ int wq_deque_push_slow_(wq_deque *d, const wq_item *it)
     /* Grows only if thieves have not made room meanwhile; room either way. */
     int err = wq_deque_grow(d);
     if (!err)
-        wq_deque_try_push(d, it);
+        wq_deque_try_put(d, it);
     return err;
 }
 
-void wq_deque_publish(wq_deque *d, bool all)
+int64_t wq_deque_publish(wq_deque *d, bool all)
 {
     int64_t b = d->bottom, s = d->split_own;
     /* Clear the request first: one raised after this is not lost. */
     atomic_store_explicit(&d->want_split, 0, memory_order_relaxed);
-    if (b > s) {
-        int64_t ns = all ? b : s + (b - s + 1) / 2;
-        d->split_own = ns;
-        /* Release pairs with the seq_cst (hence acquire) load of split in
-         * wq_deque_steal: a thief that sees the new split sees the slots the
-         * owner wrote with relaxed stores in push. */
-        atomic_store_explicit(&d->split, ns, memory_order_release);
-    }
+    if (b <= s)
+        return 0;
+    int64_t ns = all ? b : s + (b - s + 1) / 2;
+    d->split_own = ns;
+    /* Release pairs with the seq_cst (hence acquire) load of split in
+     * wq_deque_steal: a thief that sees the new split sees the slots the
+     * owner wrote with relaxed stores in push. */
+    atomic_store_explicit(&d->split, ns, memory_order_release);
+    return ns - s;
 }
 
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out)

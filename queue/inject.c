@@ -53,7 +53,7 @@ static bool wq_ring_push(wq_inject *q, const wq_item *it)
         /* Acquire pairs with the consumer's release store of seq in
          * wq_ring_pop: the cell's old item has been read before we rewrite. */
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        intptr_t dif = (intptr_t)seq - (intptr_t)p;
+        intptr_t dif = (intptr_t)(seq - p); /* exact across wrap-around */
         if (dif == 0) {
             /* seq_cst: besides claiming the ticket, this RMW is the
              * publisher's half of the sleep/wake Dekker pairing (it pairs
@@ -81,7 +81,7 @@ static bool wq_ring_pop(wq_inject *q, wq_item *out)
         wq_cell *c = &q->cells[p & q->mask];
         /* Acquire pairs with the producer's release store of seq. */
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        intptr_t dif = (intptr_t)seq - (intptr_t)(p + 1);
+        intptr_t dif = (intptr_t)(seq - (p + 1));
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&q->head, &p, p + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {

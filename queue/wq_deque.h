@@ -29,8 +29,8 @@
  * deque is destroyed, because a thief may still be reading one. Their total
  * size is below the largest one's, so memory stays bounded by 2x the peak.
  *
- * Threading: wq_deque_push/take/publish/bottom are for the owner thread
- * only; wq_deque_steal and wq_deque_stealable for any thread.
+ * Threading: wq_deque_put/push/take/publish/bottom are for the owner
+ * thread only; wq_deque_steal and wq_deque_stealable for any thread.
  */
 #ifndef WEFT_QUEUE_WQ_DEQUE_H
 #define WEFT_QUEUE_WQ_DEQUE_H
@@ -79,12 +79,14 @@ int  wq_deque_init(wq_deque *d, unsigned log2_capacity);
 void wq_deque_destroy(wq_deque *d);
 
 /* Slow paths of the inline owner operations. */
-int  wq_deque_push_slow_(wq_deque *d, const wq_item *it); /* grow, then push */
+int  wq_deque_push_slow_(wq_deque *d, const wq_item *it); /* grow, then put */
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out);
 
 /* Owner: moves private items into the shared part: half of them (rounded
- * up), or all when all is true. Clears want_split. */
-void wq_deque_publish(wq_deque *d, bool all);
+ * up), or all when all is true. Clears want_split. Returns how many it
+ * made stealable (0 when the private part was empty): a caller with
+ * sleepers to wake must then notify (sched/park.c, ws_publish). */
+int64_t wq_deque_publish(wq_deque *d, bool all);
 
 static inline void wq_slot_store_(wq_slot *s, const wq_item *it)
 {
@@ -133,7 +135,7 @@ static inline bool wq_deque_try_put_(wq_deque *d, const wq_item *it, bool fourth
 }
 
 /* Owner: pushes it at the bottom, into the private part, if the array has
- * room; false when it is full (wq_deque_push grows it). Leaves want_split
+ * room; false when it is full (wq_deque_put grows it). Leaves want_split
  * to the caller (wq_deque_split_wanted), so that a caller's fast path can
  * do its own work first and keep any call for its end. */
 static inline bool wq_deque_try_put(wq_deque *d, const wq_item *it)
@@ -148,36 +150,30 @@ static inline bool wq_deque_try_put3(wq_deque *d, const wq_item *it)
     return wq_deque_try_put_(d, it, false);
 }
 
-/* Owner: wq_deque_try_put, then honors want_split. */
-static inline bool wq_deque_try_push(wq_deque *d, const wq_item *it)
+/* Owner: pushes it at the bottom, into the private part, growing the array
+ * when it is full. 0 or ENOMEM. Leaves want_split to the caller: sched/
+ * publishes with a notify (a publish makes work visible, and a sleeper must
+ * hear of it), which this layer cannot do. */
+static inline int wq_deque_put(wq_deque *d, const wq_item *it)
 {
-    if (!wq_deque_try_put(d, it))
-        return false;
-    if (__builtin_expect(wq_deque_split_wanted(d), 0))
-        wq_deque_publish(d, false);
-    return true;
-}
-
-/* Owner: pushes it at the bottom, into the private part. 0 or ENOMEM. */
-static inline int wq_deque_push(wq_deque *d, const wq_item *it)
-{
-    if (__builtin_expect(wq_deque_try_push(d, it), 1))
+    if (__builtin_expect(wq_deque_try_put(d, it), 1))
         return 0;
     return wq_deque_push_slow_(d, it);
 }
 
-/* Owner: before taking, honor a thief's request too: an owner that only
- * takes (working through a batch in a join or a close) must not starve the
- * thieves. */
-static inline void wq_deque_before_take(wq_deque *d)
+/* Owner: wq_deque_put, then honors want_split (for users with no sleepers
+ * to notify: the queue tests and benchmarks). 0 or ENOMEM. */
+static inline int wq_deque_push(wq_deque *d, const wq_item *it)
 {
-    if (__builtin_expect(wq_deque_split_wanted(d), 0))
+    int err = wq_deque_put(d, it);
+    if (!err && __builtin_expect(wq_deque_split_wanted(d), 0))
         wq_deque_publish(d, false);
+    return err;
 }
 
 /* Owner: takes the newest item if it is private and returns its slot, to be
  * read (wq_slot_load_ or field by field) before the next push; NULL when the
- * private part is empty. Call wq_deque_before_take first. */
+ * private part is empty. */
 static inline wq_slot *wq_deque_take_private(wq_deque *d)
 {
     int64_t b = d->bottom;
@@ -197,16 +193,26 @@ static inline wq_slot *wq_deque_peek_private(wq_deque *d)
     return &d->arr->slots[(b - 1) & d->arr->mask];
 }
 
-/* Owner: takes the newest item (LIFO). false when the deque is empty. */
-static inline bool wq_deque_take(wq_deque *d, wq_item *out)
+/* Owner: takes the newest item (LIFO) without looking at want_split (sched/
+ * honors it first, with a notify). false when the deque is empty. */
+static inline bool wq_deque_take_no_publish(wq_deque *d, wq_item *out)
 {
-    wq_deque_before_take(d);
     wq_slot *s = wq_deque_take_private(d);
     if (__builtin_expect(s != NULL, 1)) {
         wq_slot_load_(s, out);
         return true;
     }
     return wq_deque_take_shared_(d, out);
+}
+
+/* Owner: honors want_split (an owner that only takes, working through a
+ * batch, must not starve the thieves), then takes the newest item. false
+ * when the deque is empty. For users with no sleepers to notify. */
+static inline bool wq_deque_take(wq_deque *d, wq_item *out)
+{
+    if (__builtin_expect(wq_deque_split_wanted(d), 0))
+        wq_deque_publish(d, false);
+    return wq_deque_take_no_publish(d, out);
 }
 
 /* Owner: drops the newest item if it is private, without reading it (the

@@ -45,14 +45,16 @@ static _Atomic(uint32_t) *ws_state_word(ws_flow *f)
 
 bool ws_flow_is_canceled(ws_flow *f)
 {
-    /* Acquire pairs with the release increment in ws_flow_cancel: whoever
+    /* Acquire pairs with the release increments in ws_flow_cancel: whoever
      * sees the new epoch sees the canceled flag stored before it. */
-    uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+    _Atomic(uint64_t) *ep = f->epoch;
+    uint64_t e = atomic_load_explicit(ep, memory_order_acquire);
     uint64_t c = atomic_load_explicit(&f->cancel_cache, memory_order_relaxed);
     if (WS_LIKELY((c >> 1) == e))
         return c & 1;
     /* Some flow was canceled since f's answer was cached: walk up until a
-     * flow that is canceled or whose cached answer is current. */
+     * flow that is canceled or whose cached answer (against the same epoch
+     * word) is current. */
     bool canceled = false;
     ws_flow *stop = NULL;
     for (ws_flow *g = f; g; g = g->parent) {
@@ -61,30 +63,46 @@ bool ws_flow_is_canceled(ws_flow *f)
             stop = g->parent;
             break;
         }
-        uint64_t gc = atomic_load_explicit(&g->cancel_cache, memory_order_relaxed);
-        if (g != f && (gc >> 1) == e) {
-            canceled = gc & 1;
-            stop = g;
-            break;
+        if (g != f && g->epoch == ep) {
+            uint64_t gc = atomic_load_explicit(&g->cancel_cache, memory_order_relaxed);
+            if ((gc >> 1) == e) {
+                canceled = gc & 1;
+                stop = g;
+                break;
+            }
         }
     }
     /* Every flow walked has the same answer (none of them is canceled below
-     * the one that decided): cache it in all, so that the next check from
-     * any of them, or a flow opened below one, is O(1) again. They are all
-     * open: f is, and a flow stays open while flows below it are. */
+     * the one that decided): cache it in all that follow the same epoch, so
+     * that the next check from any of them, or a flow opened below one, is
+     * O(1) again. They are all open: f is, and a flow stays open while
+     * flows below it are. */
     for (ws_flow *g = f; g != stop; g = g->parent)
-        atomic_store_explicit(&g->cancel_cache, e << 1 | canceled, memory_order_relaxed);
+        if (g->epoch == ep)
+            atomic_store_explicit(&g->cancel_cache, e << 1 | canceled, memory_order_relaxed);
     return canceled;
 }
 
+/* Any thread. When it returns, f is canceled for every thread that
+ * synchronizes with the caller, also when another thread set the flag
+ * first and has not advanced the epochs yet: then we advance them too. */
 static void ws_flow_cancel(ws_flow *f)
 {
-    if (atomic_load_explicit(&f->canceled, memory_order_relaxed))
+    /* Acquire pairs with the release store of DONE below: we then see the
+     * epoch increments made before it, and so does whoever syncs with us. */
+    if (atomic_load_explicit(&f->canceled, memory_order_acquire) == WS_CANCEL_DONE)
         return;
-    atomic_store_explicit(&f->canceled, 1, memory_order_relaxed);
-    /* Release pairs with the acquire load of the epoch in
-     * ws_flow_is_canceled: it invalidates every flow's cached answer. */
+    atomic_store_explicit(&f->canceled, WS_CANCEL_SET, memory_order_relaxed);
+    /* Release pairs with the acquire load of the epoch in ws_flow_is_canceled
+     * and ws_flow_maybe_canceled: it invalidates the cached answers of the
+     * flows that follow it. The pool's epoch covers the flows below f on
+     * its pool; the process-wide one those whose chain crosses pools (f's
+     * own is that one when f's chain crosses: then it is the only one). */
+    if (f->epoch != &ws_cancel_epoch)
+        atomic_fetch_add_explicit(f->epoch, 1, memory_order_release);
     atomic_fetch_add_explicit(&ws_cancel_epoch, 1, memory_order_release);
+    /* Release pairs with the acquire load above in a later cancel. */
+    atomic_store_explicit(&f->canceled, WS_CANCEL_DONE, memory_order_release);
 }
 
 static bool ws_flow_is_open(ws_flow *f)
@@ -102,8 +120,10 @@ void weft_flow_cancel(weft_flow *flow)
 
 bool weft_flow_canceled(const weft_flow *flow)
 {
+    /* The walk reads and writes the parents' caches: only for an open flow,
+     * whose parents are open too. */
     ws_flow *f = (ws_flow *)flow;
-    return f && ws_flow_is_canceled(f);
+    return f && ws_flow_is_open(f) && ws_flow_is_canceled(f);
 }
 
 weft_flow *weft_current_flow(void)
@@ -113,12 +133,15 @@ weft_flow *weft_current_flow(void)
 
 /* ---- running a task ---------------------------------------------------- */
 
-static void ws_flow_done_remote(ws_flow *f)
+/* Takes n counts (n/2 tasks) out of f's state and wakes a sleeping closer
+ * when that was the last: a task's completion, or a spawn undoing or ending
+ * its own count. */
+static void ws_flow_uncount(ws_flow *f, int64_t n)
 {
-    /* Release: the task's effects happen before the closer's acquire load of
-     * state that reads zero (every decrement continues the release
+    /* Release: the caller's effects happen before the closer's acquire load
+     * of state that reads zero (every decrement continues the release
      * sequence). This is our last access to *f. */
-    int64_t now = atomic_fetch_sub_explicit(&f->state, 2, memory_order_release) - 2;
+    int64_t now = atomic_fetch_sub_explicit(&f->state, n, memory_order_release) - n;
     if (now == WS_WAITER)
         ws_futex_wake(ws_state_word(f), INT_MAX);
 }
@@ -196,7 +219,7 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
     if (kind == WS_LOCAL && popped)
         f->local_pending--; /* we are the owner: plain */
     else
-        ws_flow_done_remote(f);
+        ws_flow_uncount(f, 2);
 }
 
 /* ---- open / spawn / close ---------------------------------------------- */
@@ -212,12 +235,24 @@ __attribute__((always_inline)) static inline void ws_flow_init(ws_flow *f, struc
     /* state, error and canceled start at zero: one wide store where three
      * atomic_init would be three (nothing else sees f yet). */
     memset((void *)&f->state, 0, offsetof(ws_flow, cancel_cache) - offsetof(ws_flow, state));
+    /* Follow the pool's epoch, unless the chain above crosses pools (then
+     * a cancel on another pool must reach us: the process-wide epoch). */
+    _Atomic(uint64_t) *ep = &pool->cancel_epoch;
+    if (parent && parent->epoch != ep)
+        ep = &ws_cancel_epoch;
+    f->epoch = ep;
     /* Start from the parent's cached answer (our own flag is clear), so
      * checks cost O(1) until some flow is canceled; a stale copy only makes
-     * the first check walk up to the nearest current cache. */
-    atomic_init(&f->cancel_cache,
-                parent ? atomic_load_explicit(&parent->cancel_cache, memory_order_relaxed)
-                       : atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire) << 1);
+     * the first check walk up to the nearest current cache. A parent that
+     * follows another epoch has no answer for us: 0 is never current
+     * (epochs start at 1), so the first check walks. Acquire pairs with the
+     * release increments in ws_flow_cancel. */
+    uint64_t cache = 0;
+    if (!parent)
+        cache = atomic_load_explicit(ep, memory_order_acquire) << 1;
+    else if (parent->epoch == ep)
+        cache = atomic_load_explicit(&parent->cancel_cache, memory_order_relaxed);
+    atomic_init(&f->cancel_cache, cache);
     /* Published to other threads only through spawned tasks (release/acquire
      * in the queues), so relaxed is enough. */
     atomic_store_explicit(&f->magic, WS_FLOW_OPEN, memory_order_relaxed);
@@ -252,6 +287,7 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
         f->base = wq_deque_bottom(&w->deque);
         ws_flow_pin(f, w->with_ctx);
         ws_flow_init(f, w->pool, w, ws_cur_flow);
+        ws_count_open(w, 1);
         return 0;
     }
     int err = 0;
@@ -297,6 +333,7 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
         f->flags = 0;
         f->ctx_pin = top->cur;
         ws_flow_init(f, w->pool, w, ws_cur_flow);
+        ws_count_open(w, 1);
         return 0;
     }
     return ws_flow_open_slow(f, pool);
@@ -320,12 +357,16 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
                 it.w[3] |= WS_CTX_REF;
         }
     }
+    /* Everything we need from f before its task is visible: after that a
+     * worker may run it and f's closer return, and f and its pool be gone,
+     * unless our own count (below) still holds f open. */
+    struct weft_pool *pool = f->pool;
     ws_worker *w = ws_self;
     int err;
     if (w && w == f->owner) {
         it.w[2] = (uintptr_t)f | WS_LOCAL;
         f->local_pending++;
-        err = wq_deque_push(&w->deque, &it);
+        err = wq_deque_put(&w->deque, &it);
         if (!err) {
             ws_after_push(w);
             return 0;
@@ -335,32 +376,44 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         /* The external thread that opened f: count in local_pending like an
          * owner (no RMW on the line the workers decrement); the close hands
          * the count over. Workers take it from the injection queue, never
-         * "popped", so its completion always decrements state. */
+         * "popped", so its completion always decrements state. Only this
+         * thread (or one it synchronized with) closes f, so f and the pool
+         * stay while we notify. */
         it.w[2] = (uintptr_t)f | WS_LOCAL;
         f->local_pending++;
-        err = wq_inject_push(&f->pool->inject, &it);
+        err = wq_inject_push(&pool->inject, &it);
         if (!err) {
-            ws_notify_after_rmw(f->pool, 1);
+            ws_notify_after_rmw(pool, 1);
             return 0;
         }
         f->local_pending--;
-    } else {
+    } else if (w && w->pool == pool) {
+        /* A worker of f's pool that is not its owner: onto our own deque.
+         * After the push we touch only our own worker (its pool outlives
+         * the task we run). Relaxed: the matching decrement comes after the
+         * task is handed over through a release/acquire pair, so it cannot
+         * precede this. */
         it.w[2] = (uintptr_t)f | WS_REMOTE;
-        /* Relaxed: the matching decrement comes after the task is handed
-         * over through a release/acquire pair, so it cannot precede this. */
         atomic_fetch_add_explicit(&f->state, 2, memory_order_relaxed);
-        if (w && w->pool == f->pool) {
-            err = wq_deque_push(&w->deque, &it);
-            if (!err)
-                ws_after_push(w);
-        } else {
-            err = wq_inject_push(&f->pool->inject, &it);
-            if (!err)
-                ws_notify_after_rmw(f->pool, 1);
+        err = wq_deque_put(&w->deque, &it);
+        if (!err) {
+            ws_after_push(w);
+            return 0;
         }
+        ws_flow_uncount(f, 2); /* a closer may sleep on the count it saw */
+    } else {
+        /* Any other thread, into the injection queue. We must notify after
+         * the push, so count ourselves as well as the task (relaxed, as
+         * above): f cannot finish, nor its pool be destroyed, before we
+         * take our count out, our last access to f. */
+        it.w[2] = (uintptr_t)f | WS_REMOTE;
+        atomic_fetch_add_explicit(&f->state, 4, memory_order_relaxed);
+        err = wq_inject_push(&pool->inject, &it);
+        if (!err)
+            ws_notify_after_rmw(pool, 1);
+        ws_flow_uncount(f, err ? 4 : 2);
         if (!err)
             return 0;
-        atomic_fetch_sub_explicit(&f->state, 2, memory_order_relaxed);
     }
     if (it.w[3] & WS_CTX_REF)
         wctx_release((struct weft_ctx *)(it.w[3] & ~WS_CTX_REF));
@@ -420,7 +473,7 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
 {
     long nap = 50000; /* a worker's nap grows to 1 ms: see docs/scheduler.md */
     for (unsigned spins = 0;;) {
-        /* Acquire pairs with the release decrements in ws_flow_done_remote. */
+        /* Acquire pairs with the release decrements in ws_flow_uncount. */
         int64_t s = atomic_load_explicit(&f->state, memory_order_acquire);
         if ((s >> 1) == 0)
             return;
@@ -480,8 +533,8 @@ __attribute__((always_inline)) static inline bool ws_flow_drain_lean(ws_flow *f,
         int r = fn(arg);
         if (wctx_top)
             wctx_reset(wctx_top, f->ctx_pin);
-        /* Acquire pairs with the release increment in ws_flow_cancel. */
-        uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+        /* Acquire pairs with the release increments in ws_flow_cancel. */
+        uint64_t e = atomic_load_explicit(f->epoch, memory_order_acquire);
         if (WS_UNLIKELY(r != 0 ||
                         atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) != e << 1)) {
             if (r != 0)
@@ -501,7 +554,7 @@ static void ws_flow_drain(ws_flow *f, ws_worker *w)
 {
     wq_deque *d = &w->deque;
     wq_item it;
-    while (wq_deque_bottom(d) > f->base && wq_deque_take(d, &it))
+    while (wq_deque_bottom(d) > f->base && ws_take(w, &it))
         ws_run(w, &it, true);
 }
 
@@ -517,7 +570,9 @@ static inline void ws_flow_hand_over(ws_flow *f)
 
 static int ws_flow_finish(ws_flow *f)
 {
-    if (!f->owner)
+    if (f->owner)
+        ws_count_open(f->owner, -1); /* we are the owner */
+    else
         atomic_fetch_sub_explicit(&f->pool->ext_open, 1, memory_order_release);
     if (f->flags & WS_FLOW_PIN_OWNED)
         wctx_release(f->ctx_pin);
@@ -560,11 +615,11 @@ __attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *
     for (;;) {
         ws_flow_drain(f, w);
         ws_flow_hand_over(f); /* what is left after draining was stolen */
-        /* Acquire pairs with the release decrements in ws_flow_done_remote. */
+        /* Acquire pairs with the release decrements in ws_flow_uncount. */
         if ((atomic_load_explicit(&f->state, memory_order_acquire) >> 1) == 0)
             break;
         /* Let idle workers have what we hold below our base meanwhile. */
-        ws_offer_private(w);
+        ws_publish(w, true);
         ws_flow_wait(f, w);
     }
     return ws_flow_finish(f);
@@ -606,14 +661,16 @@ int weft_flow_close(weft_flow *flow)
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
     /* Nothing canceled, all run here, nothing outstanding from a thief or
      * another thread, nothing pinned: done. The state load is acquire
-     * (pairs with the release decrements in ws_flow_done_remote): REMOTE
+     * (pairs with the release decrements in ws_flow_uncount): REMOTE
      * tasks may have come and gone, leaving zero, and we must see what they
-     * did, which includes any failure (a failure cancels: a new epoch). */
+     * did, which includes any failure: a failing task cancels f, and its
+     * ws_flow_cancel has advanced f's epoch before its decrement. */
     if (WS_LIKELY(!ws_flow_canceled_fast(f) && ws_flow_drain_lean(f, w) &&
                   f->local_pending == 0 && !(f->flags & WS_FLOW_PIN_OWNED) &&
                   atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
                   !ws_flow_maybe_canceled(f))) {
         atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
+        ws_count_open(w, -1);
         return 0;
     }
     return ws_close_owner_slow(f, w);

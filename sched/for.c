@@ -13,6 +13,12 @@ typedef struct ws_range {
 static int ws_range_run(void *p)
 {
     ws_range *r = p;
+    /* Under a canceled flow (the caller's, or on another pool the flow
+     * weft_for opened below it) pieces not yet started are skipped, on
+     * every pool alike; the join hands ECANCELED up. */
+    ws_flow *f = ws_cur_flow;
+    if (f && ws_flow_canceled_fast(f))
+        return ECANCELED;
     if (r->end - r->begin > r->grain) {
         size_t mid = r->begin + (r->end - r->begin) / 2;
         ws_range right = {mid, r->end, r->grain, r->fn, r->arg};

@@ -18,7 +18,10 @@ static int ws_join_half_run(void *p)
     return 0; /* the result is reported by weft_join, not by the flow */
 }
 
-/* Not on a worker: run both on the default pool and sleep until done. */
+/* Not on a worker: run both on the default pool and sleep until done. All
+ * or nothing: if the flow cannot be opened, nothing ran (its error); a
+ * half that cannot be spawned (no memory for the injection queue's
+ * overflow) runs right here instead, so each half runs exactly once. */
 __attribute__((noinline)) static int ws_join_elsewhere(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
 {
     ws_join_half ha = {a, arg_a, 0}, hb = {b, arg_b, 0};
@@ -26,12 +29,13 @@ __attribute__((noinline)) static int ws_join_elsewhere(weft_fn a, void *arg_a, w
     int err = weft_flow_open(&flow, NULL);
     if (err)
         return err;
-    err = weft_spawn(&flow, ws_join_half_run, &ha);
-    if (!err)
-        err = weft_spawn(&flow, ws_join_half_run, &hb);
+    if (weft_spawn(&flow, ws_join_half_run, &ha) != 0)
+        ws_join_half_run(&ha);
+    if (weft_spawn(&flow, ws_join_half_run, &hb) != 0)
+        ws_join_half_run(&hb);
+    /* The halves report 0 to the flow, and nothing cancels it: only the
+     * flow's own misuse codes could come back, and it is ours. */
     int cerr = weft_flow_close(&flow);
-    if (err)
-        return err;
     if (cerr)
         return cerr;
     return ha.result ? ha.result : hb.result;
@@ -60,7 +64,7 @@ __attribute__((noinline)) static int ws_join_rest(ws_worker *w, ws_join_frame *j
 {
     const uintptr_t tag = (uintptr_t)jf | WS_JOIN;
     wq_item got;
-    while (wq_deque_bottom(&w->deque) > mark && wq_deque_take(&w->deque, &got)) {
+    while (wq_deque_bottom(&w->deque) > mark && ws_take(w, &got)) {
         if (got.w[2] == tag) {
             int ra = a(arg_a);
             ws_join_scope_end(s, own, ctx);

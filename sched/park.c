@@ -1,5 +1,5 @@
 /*
- * sched/park.c — idle workers sleep; a spawn wakes one with no lost wake-up.
+ * sched/park.c — idle workers sleep; every publish wakes one, none is lost.
  *
  * An event count on a futex word (the protocol ck_ec implements; written here
  * on C11 atomics because ThreadSanitizer does not understand ck_pr). A worker
@@ -8,14 +8,17 @@
  *   2. announces itself in sleepers (seq_cst RMW),
  *   3. looks once more for visible work (seq_cst loads),
  *   4. sleeps in futex_wait(epoch, value read in 1).
- * Whoever makes work visible (publishes deque items, pushes to the injection
- * queue) then runs ws_notify: a seq_cst fence, a read of sleepers, and if
- * there are any, an epoch increment and futex_wake.
- * Why nothing is lost: steps 2-3 and the notifier's store-fence-load are the
- * two halves of a Dekker pattern, so either the sleeper sees the work in step
- * 3, or the notifier sees it in sleepers; the epoch increment then makes the
- * futex_wait of step 4 return at once (value changed) or wakes it.
- * docs/scheduler.md has the longer argument.
+ * Whoever makes work visible (publishes deque items: ws_publish; pushes to
+ * the injection queue) then reads sleepers with a seq_cst operation after
+ * the store that made it visible (ws_notify: an RMW used as a load, as the
+ * publish is a plain release store; ws_notify_after_rmw: a load, as the
+ * injection push is itself a seq_cst RMW) and, if anyone sleeps, increments
+ * epoch and calls futex_wake.
+ * Why nothing is lost: steps 2-3 and the notifier's store-then-seq_cst-read
+ * are the two halves of a Dekker pattern, so either the sleeper sees the
+ * work in step 3, or the notifier sees it in sleepers; the epoch increment
+ * then makes the futex_wait of step 4 return at once (value changed) or
+ * wakes it. docs/scheduler.md has the argument for each publish path.
  */
 #include "sched/ws.h"
 
@@ -64,8 +67,9 @@ static void ws_wake(struct weft_pool *p, int n)
 void ws_notify_after_rmw(struct weft_pool *p, int n)
 {
     /* seq_cst load: with the caller's seq_cst RMW that made the work
-     * visible, this is the notifier's half of the Dekker pairing with the
-     * seq_cst fetch_add of sleepers in ws_park_wait. */
+     * visible (the ring's tail CAS, the overflow count's increment), this is
+     * the notifier's half of the Dekker pairing with the seq_cst fetch_add
+     * of sleepers in ws_park_wait. */
     if (atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
         ws_wake(p, n);
 }
@@ -74,37 +78,40 @@ void ws_notify(struct weft_pool *p, int n)
 {
     /* A seq_cst RMW used as a load (no standalone fence: ThreadSanitizer
      * does not model those). It pairs with the seq_cst fetch_add of
-     * sleepers in ws_park_wait: our work store before it and this read
-     * cannot both be missed by a sleeper's announce-then-recheck. */
+     * sleepers in ws_park_wait: RMWs on sleepers are totally ordered, so
+     * either the sleeper's increment comes first and we read it, or ours
+     * does and the sleeper's RMW synchronizes with it, so that its recheck
+     * sees the store that made our work visible. */
     if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
         ws_wake(p, n);
 }
 
-void ws_park_wait(struct weft_pool *p, ws_worker *w)
+void ws_park_wait(struct weft_pool *p)
 {
-    (void)w;
-    /* Acquire pairs with the release increment in ws_notify. */
+    /* Acquire pairs with the release increment in ws_wake. */
     uint32_t e = atomic_load_explicit(&p->park.epoch, memory_order_acquire);
-    /* seq_cst pairs with the fence in ws_notify (see the header comment). */
+    /* seq_cst pairs with ws_notify's RMW and ws_notify_after_rmw's load. */
     atomic_fetch_add_explicit(&p->park.sleepers, 1, memory_order_seq_cst);
     if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p))
         ws_futex_wait(&p->park.epoch, e, 0);
     atomic_fetch_sub_explicit(&p->park.sleepers, 1, memory_order_relaxed);
 }
 
+void ws_publish(ws_worker *w, bool all)
+{
+    int64_t n = wq_deque_publish(&w->deque, all);
+    if (n)
+        ws_notify(w->pool, n < INT_MAX ? (int)n : INT_MAX);
+}
+
 void ws_after_push_slow(ws_worker *w)
 {
     wq_deque *d = &w->deque;
-    if (wq_deque_split_wanted(d) || (w->others && wq_deque_shared_empty(d)))
-        wq_deque_publish(d, false);
-    if (atomic_load_explicit(w->sleepers, memory_order_relaxed))
-        ws_offer_private(w);
-}
-
-void ws_offer_private(ws_worker *w)
-{
-    if (wq_deque_has_private(&w->deque)) {
-        wq_deque_publish(&w->deque, true);
-        ws_notify(w->pool, 1);
-    }
+    /* Relaxed: only a hint for how much to publish. What keeps the promise
+     * is that every publish notifies (ws_publish), and that with other
+     * workers around a push leaves a stealable item (the shared-empty
+     * rule), which a sleeper's recheck sees or whose notify wakes it. */
+    bool sleepers = atomic_load_explicit(w->sleepers, memory_order_relaxed) != 0;
+    if (sleepers || wq_deque_split_wanted(d) || (w->others && wq_deque_shared_empty(d)))
+        ws_publish(w, sleepers);
 }

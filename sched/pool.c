@@ -36,6 +36,14 @@ bool ws_find_work(ws_worker *w, wq_item *out)
 {
     struct weft_pool *p = w->pool;
     unsigned n = p->nworkers;
+    /* Now and then the injection queue first: while peers always have
+     * work to steal, external submissions would otherwise wait for the
+     * whole job. */
+    if (WS_UNLIKELY(--w->inject_tick == 0)) {
+        w->inject_tick = WS_INJECT_TICK;
+        if (wq_inject_pop(&p->inject, out))
+            return true;
+    }
     if (n > 1) {
         unsigned start = (unsigned)(ws_rand(w) % n);
         for (unsigned k = 0; k < n; k++) {
@@ -54,13 +62,26 @@ bool ws_find_work(ws_worker *w, wq_item *out)
     return wq_inject_pop(&p->inject, out);
 }
 
+/* Called where a worker returns into the scheduler from a task: in a
+ * child of fork() (the task forked and returned) the pool has no other
+ * workers and never will, so waiting or looking for work would hang or
+ * run the parent's tasks a second time. The thread ends instead, as a
+ * worker thread whose pool stopped does; being the child's only thread,
+ * the child exits with status 0. */
+void ws_check_forked(const ws_worker *w)
+{
+    if (WS_UNLIKELY(ws_self != w))
+        exit(0);
+}
+
 bool ws_help(ws_worker *w)
 {
     wq_item it;
+    ws_check_forked(w);
     if (!ws_may_nest(w))
         return false;
     /* Our own deque first: what a helped task left there is ours to run. */
-    if (wq_deque_take(&w->deque, &it)) {
+    if (ws_take(w, &it)) {
         ws_run(w, &it, true);
         return true;
     }
@@ -76,7 +97,8 @@ static void ws_worker_loop(ws_worker *w)
     unsigned idle = 0;
     for (;;) {
         wq_item it;
-        if (wq_deque_take(&w->deque, &it)) {
+        ws_check_forked(w);
+        if (ws_take(w, &it)) {
             ws_run(w, &it, true);
             idle = 0;
             continue;
@@ -96,7 +118,7 @@ static void ws_worker_loop(ws_worker *w)
         } else if (idle < WS_SPIN_ROUNDS + WS_YIELD_ROUNDS) {
             sched_yield();
         } else {
-            ws_park_wait(p, w);
+            ws_park_wait(p);
             idle = WS_SPIN_ROUNDS; /* woken: look around, yield, then sleep again */
         }
     }
@@ -111,14 +133,11 @@ static void *ws_worker_main(void *arg)
     name[15] = 0; /* the kernel's limit */
     pthread_setname_np(pthread_self(), name);
 
-    pthread_attr_t attr;
-    void *lo = NULL;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &lo, &size);
-        pthread_attr_destroy(&attr);
-    }
-    w->nest_limit = (uintptr_t)lo + size / 2;
+    /* Half of the stack weft asked for, below where the worker starts (near
+     * the top: only the thread's TLS is above). Derived, not asked of
+     * pthread_getattr_np, which allocates and can fail. */
+    char here;
+    w->nest_limit = (uintptr_t)&here - WS_WORKER_STACK / 2;
 
     ws_worker_loop(w);
     return NULL;
@@ -268,6 +287,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     p->name[10] = 0;
     atomic_init(&p->park.epoch, 0);
     atomic_init(&p->park.sleepers, 0);
+    atomic_init(&p->cancel_epoch, 1);
     atomic_init(&p->ext_open, 0);
     atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);
@@ -294,6 +314,8 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         w->pool = p;
         w->index = i;
         w->sleepers = &p->park.sleepers;
+        w->inject_tick = WS_INJECT_TICK;
+        atomic_init(&w->open_flows, 0);
         w->others = n > 1;
         w->with_ctx = !(cfg->flags & WEFT_POOL_NO_CTX);
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uintptr_t)p;
@@ -325,6 +347,20 @@ bool ws_pool_usable(const struct weft_pool *p)
     return p->fork_gen == ws_fork_gen;
 }
 
+/* Whether a worker of p has a flow open although no external flow is: a
+ * task returned without closing the flow it opened. The pool is then never
+ * idle for sure (the flow's tasks may be anywhere), so it stays. The loads
+ * are relaxed: destroy saw ext_open at 0 (seq_cst), which happens after the
+ * close of the external flow each task ran under, and so after every
+ * close's count made by those tasks. */
+static bool ws_pool_flows_left(const struct weft_pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (atomic_load_explicit(&p->workers[i]->open_flows, memory_order_relaxed) != 0)
+            return true;
+    return false;
+}
+
 int weft_pool_destroy(weft_pool *p)
 {
     if (!p || p->is_default || !ws_pool_usable(p))
@@ -346,7 +382,7 @@ int weft_pool_destroy(weft_pool *p)
             return EINVAL;
         sched_yield();
     }
-    if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0) {
+    if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0 || ws_pool_flows_left(p)) {
         atomic_store_explicit(&p->closing, 0, memory_order_seq_cst);
         return EBUSY;
     }
@@ -392,7 +428,9 @@ static void ws_atfork_child(void)
     if (old)
         ws_orphaned_default = old;
     atomic_store_explicit(&ws_default, NULL, memory_order_relaxed);
-    pthread_mutex_init(&ws_default_lock, NULL);
+    /* The prepare handler locked it in the forking thread, which is the
+     * child's only thread: unlocking is defined, re-initializing is not. */
+    pthread_mutex_unlock(&ws_default_lock);
     ws_self = NULL;
     ws_cur_flow = NULL;
 }

@@ -24,6 +24,11 @@
  * while less than half is in use, so nested stolen work cannot overflow it. */
 #define WS_WORKER_STACK (16u << 20)
 
+/* A worker looks at the injection queue before its deque peers once in this
+ * many searches for work (Go and Tokio use 61), so external submissions
+ * start while every worker finds work to steal. */
+#define WS_INJECT_TICK 61
+
 /* ---- task items (four words in the deque and the injection queue) ------ */
 /* w[0] fn, w[1] arg, w[2] flow or join frame | kind | WS_PINNED,
  * w[3] ctx | WS_CTX_REF (not written when WS_PINNED) */
@@ -51,6 +56,10 @@ typedef struct ws_worker {
     uint64_t          rng;
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
+    unsigned          inject_tick; /* searches left until the injection queue goes first */
+    /* Flows this worker opened and has not closed; written by it alone
+     * (relaxed load and store, no RMW), read by weft_pool_destroy. */
+    _Atomic(int64_t)  open_flows;
     bool              others;     /* the pool has other workers (thieves) */
     bool              with_ctx;   /* the pool carries context snapshots */
     pthread_t         thread;
@@ -65,6 +74,10 @@ struct weft_pool {
     char        name[16];
 
     ws_park park;
+
+    /* Advanced by every cancel of a flow of this pool (and of no other);
+     * flows of this pool cache their cancellation answer against it. */
+    _Alignas(WQ_CACHELINE) _Atomic(uint64_t) cancel_epoch;
 
     /* Flows opened by threads that are not this pool's workers. Flows opened
      * by its workers live inside those, so this alone says "busy". */
@@ -96,9 +109,16 @@ typedef struct ws_flow {
      * 32 bits; a task's last touch of the flow is its decrement. */
     _Alignas(WQ_CACHELINE) _Atomic(int64_t) state;
     _Atomic(int)      error;
-    _Atomic(int)      canceled;     /* state..canceled are zeroed at open as one */
-    _Atomic(uint64_t) cancel_cache; /* (epoch << 1) | canceled-up-the-chain */
+    _Atomic(int)      canceled;     /* WS_CANCEL_*; state..canceled are zeroed at open as one */
+    _Atomic(uint64_t) cancel_cache; /* (*epoch << 1) | canceled-up-the-chain */
+    /* The epoch that cancel_cache follows: the pool's, or, when the chain
+     * of parents crosses pools, the process-wide ws_cancel_epoch. */
+    _Atomic(uint64_t) *epoch;
 } ws_flow;
+
+/* canceled: set (its epochs may not have advanced yet), then done (they
+ * have: every thread that synchronizes with the canceler sees it). */
+enum { WS_CANCEL_SET = 1, WS_CANCEL_DONE = 2 };
 
 #define WS_WAITER ((int64_t)1)
 
@@ -117,7 +137,7 @@ typedef struct ws_join_frame {
 /* ---- thread state ------------------------------------------------------ */
 extern _Thread_local ws_worker *ws_self WS_TLS;
 extern _Thread_local ws_flow *ws_cur_flow WS_TLS;
-extern _Atomic(uint64_t) ws_cancel_epoch;
+extern _Atomic(uint64_t) ws_cancel_epoch; /* for flows whose chain crosses pools */
 extern uint64_t ws_fork_gen;
 extern _Thread_local char ws_token WS_TLS;
 
@@ -131,17 +151,34 @@ static inline const void *ws_thread_token(void)
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
-void ws_notify(struct weft_pool *p, int n);        /* after making work visible */
-void ws_notify_after_rmw(struct weft_pool *p, int n); /* ... by a seq_cst RMW */
-void ws_park_wait(struct weft_pool *p, ws_worker *w);
-void ws_offer_private(ws_worker *w);               /* publish all, notify */
+void ws_park_wait(struct weft_pool *p);            /* a worker of p: sleep if idle */
 bool ws_pool_usable(const struct weft_pool *p);
+void ws_check_forked(const ws_worker *w);          /* exits a fork child that got here */
 bool ws_flow_is_canceled(ws_flow *f);
 int  ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns);
 void ws_futex_wake(void *addr, int n);
 unsigned ws_default_workers(void);
 struct weft_pool *ws_default_pool(int *err); /* NULL: *err says why */
 unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
+
+/* ---- publishing and waking (sched/park.c) ------------------------------
+ * The rule that keeps "no idle core while work is stealable": every store
+ * that makes work stealable is followed by a seq_cst read of sleepers, and
+ * a wake-up if it is nonzero. docs/scheduler.md pairs each path. */
+
+/* Any thread, after a store that made n items visible to p's workers: reads
+ * sleepers with a seq_cst RMW (pairs with ws_park_wait's announce) and, if
+ * anyone sleeps, wakes up to n of them. */
+void ws_notify(struct weft_pool *p, int n);
+
+/* ws_notify for a caller whose publishing store was itself a seq_cst RMW
+ * (the injection queue's push): a seq_cst load is enough. */
+void ws_notify_after_rmw(struct weft_pool *p, int n);
+
+/* The owner of w only: publishes half of its private items (all when all
+ * is true), clears want_split, and notifies as many sleepers as it
+ * published items. No effect but the clear when nothing is private. */
+void ws_publish(ws_worker *w, bool all);
 
 static inline void ws_cpu_relax(void)
 {
@@ -152,14 +189,15 @@ static inline void ws_cpu_relax(void)
 #endif
 }
 
-/* After a push onto w's own deque: whether there is more to do than the
- * push. A thief asked for a publish. Or, with other workers around, the
- * shared part is empty: keep "a non-empty deque has a stealable item", as a
- * worker that pushes and then runs a long task inline (the inline half of a
- * join, say) must not hide all its work until its next deque operation;
- * this rarely fires in fork-join (the shared item is the oldest, deep in
- * the recursion), never on one worker. Or some worker sleeps: let it have
- * work. ws_after_push_slow does what is needed. */
+/* The owner of w, after a push onto its own deque: whether there is more to
+ * do than the push. A thief asked for a publish. Or, with other workers
+ * around, the shared part is empty: keep "a non-empty deque has a
+ * stealable item", as a worker that pushes and then runs a long task inline
+ * (the inline half of a join, say) must not hide all its work until its
+ * next deque operation; this rarely fires in warm fork-join (the shared
+ * item is the oldest, deep in the recursion), never on one worker. Or some
+ * worker sleeps (a relaxed hint): let it have all. ws_after_push_slow
+ * publishes, and every publish notifies. */
 static inline bool ws_push_needs_more(ws_worker *w)
 {
     return wq_deque_split_wanted(&w->deque) ||
@@ -175,12 +213,21 @@ static inline void ws_after_push(ws_worker *w)
         ws_after_push_slow(w);
 }
 
-/* false when f is surely not canceled: nothing was canceled since its
- * answer "not canceled" was cached (acquire pairs with the release
- * increment in ws_flow_cancel); true means "look closer". */
+/* The owner of w: takes its newest item, after honoring a thief's publish
+ * request (with a notify: the thief may have gone to sleep since). */
+static inline bool ws_take(ws_worker *w, wq_item *out)
+{
+    if (WS_UNLIKELY(wq_deque_split_wanted(&w->deque)))
+        ws_publish(w, false);
+    return wq_deque_take_no_publish(&w->deque, out);
+}
+
+/* false when f is surely not canceled: nothing that f's epoch follows was
+ * canceled since its answer "not canceled" was cached (acquire pairs with
+ * the release increments in ws_flow_cancel); true means "look closer". */
 static inline bool ws_flow_maybe_canceled(ws_flow *f)
 {
-    uint64_t e = atomic_load_explicit(&ws_cancel_epoch, memory_order_acquire);
+    uint64_t e = atomic_load_explicit(f->epoch, memory_order_acquire);
     return atomic_load_explicit(&f->cancel_cache, memory_order_relaxed) != e << 1;
 }
 
@@ -190,6 +237,16 @@ static inline bool ws_flow_canceled_fast(ws_flow *f)
     if (WS_LIKELY(!ws_flow_maybe_canceled(f)))
         return false;
     return ws_flow_is_canceled(f);
+}
+
+/* The worker w itself: counts a flow it opened (+1) or closed (-1). */
+static inline void ws_count_open(ws_worker *w, int64_t d)
+{
+    /* Relaxed load and store, no RMW: only w writes it. weft_pool_destroy
+     * reads it after synchronizing with the close of the external flow
+     * that every task of the pool ran under. */
+    int64_t n = atomic_load_explicit(&w->open_flows, memory_order_relaxed);
+    atomic_store_explicit(&w->open_flows, n + d, memory_order_relaxed);
 }
 
 static inline bool ws_may_nest(const ws_worker *w)
