@@ -28,6 +28,7 @@
 #include <string.h>
 
 _Atomic(uint64_t) ws_cancel_epoch = 1;
+void (*ws_test_hook)(int point, ws_flow *f);
 
 static inline ws_flow *ws_flow_of(weft_flow *f)
 {
@@ -93,6 +94,7 @@ static void ws_flow_cancel(ws_flow *f)
     if (atomic_load_explicit(&f->canceled, memory_order_acquire) == WS_CANCEL_DONE)
         return;
     atomic_store_explicit(&f->canceled, WS_CANCEL_SET, memory_order_relaxed);
+    ws_hook(WS_HOOK_CANCEL_SET, f);
     /* Release pairs with the acquire load of the epoch in ws_flow_is_canceled
      * and ws_flow_maybe_canceled: it invalidates the cached answers of the
      * flows that follow it. The pool's epoch covers the flows below f on
@@ -409,8 +411,10 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         it.w[2] = (uintptr_t)f | WS_REMOTE;
         atomic_fetch_add_explicit(&f->state, 4, memory_order_relaxed);
         err = wq_inject_push(&pool->inject, &it);
-        if (!err)
+        if (!err) {
+            ws_hook(WS_HOOK_REMOTE_PUSHED, f);
             ws_notify_after_rmw(pool, 1);
+        }
         ws_flow_uncount(f, err ? 4 : 2);
         if (!err)
             return 0;

@@ -147,6 +147,26 @@ static inline const void *ws_thread_token(void)
     return &ws_token;
 }
 
+/* ---- test hooks -------------------------------------------------------
+ * Tests that must force an interleaving set ws_test_hook before creating
+ * any pool (it is a plain pointer: thread creation orders the write before
+ * every worker's reads); it is then called at the points below, on the
+ * thread that reaches them, with the flow concerned. NULL otherwise: one
+ * load and an untaken branch, on cold paths only. */
+enum {
+    WS_HOOK_CANCEL_SET,    /* ws_flow_cancel: flag set, epochs not yet advanced */
+    WS_HOOK_REMOTE_PUSHED, /* a REMOTE spawn's item is in the injection queue,
+                            * before its notify */
+};
+extern void (*ws_test_hook)(int point, ws_flow *f);
+
+static inline void ws_hook(int point, ws_flow *f)
+{
+    void (*h)(int, ws_flow *) = ws_test_hook;
+    if (WS_UNLIKELY(h != NULL))
+        h(point, f);
+}
+
 /* ---- functions shared between sched/ files ----------------------------- */
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
