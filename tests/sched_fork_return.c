@@ -1,0 +1,107 @@
+/*
+ * fork() inside a task, and the child returns from that task into weft (or
+ * waits in a close or a join there): the child exits with status 0 instead
+ * of parking forever in the dead pool's worker loop (it hung before), and
+ * never runs the parent's other tasks a second time. The parent's pool
+ * goes on working. Each child is bounded: the parent kills it after 20 s
+ * and the test fails.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "weft.h"
+#include "test_common.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+static atomic_int others_ran; /* tasks that must not run in the child */
+
+static int other_task(void *p)
+{
+    (void)p;
+    atomic_fetch_add(&others_ran, 1);
+    return 0;
+}
+
+typedef enum { RETURN_AT_ONCE, CLOSE_IN_CHILD, JOIN_IN_CHILD } how;
+
+static pid_t child_pid;
+
+static int quick(void *p)
+{
+    (void)p;
+    return 0;
+}
+
+/* Forks; in the child, leaves through weft in the given way. */
+static int forking_task(void *p)
+{
+    how h = (how)(intptr_t)p;
+    weft_flow f;
+    if (h == CLOSE_IN_CHILD) {
+        CHECK_EQ(weft_flow_open(&f, NULL), 0);
+        CHECK_EQ(weft_spawn(&f, other_task, NULL), 0);
+    }
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        if (h == CLOSE_IN_CHILD)
+            weft_flow_close(&f); /* an inherited flow: an error, never a hang */
+        if (h == JOIN_IN_CHILD)
+            weft_join(quick, NULL, quick, NULL); /* off a worker now */
+        return 0; /* back into the dead pool */
+    }
+    child_pid = pid;
+    if (h == CLOSE_IN_CHILD)
+        CHECK_EQ(weft_flow_close(&f), 0);
+    return 0;
+}
+
+static void one(weft_pool *p, how h)
+{
+    atomic_store(&others_ran, 0);
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, p), 0);
+    CHECK_EQ(weft_spawn(&f, forking_task, (void *)(intptr_t)h), 0);
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(weft_spawn(&f, other_task, NULL), 0);
+    CHECK_EQ(weft_flow_close(&f), 0);
+    CHECK_EQ(atomic_load(&others_ran), 100 + (h == CLOSE_IN_CHILD));
+
+    int status = 0;
+    double end = now_s() + 20;
+    pid_t got;
+    while ((got = waitpid(child_pid, &status, WNOHANG)) == 0 && now_s() < end)
+        sleep_us(1000);
+    if (got == 0) {
+        kill(child_pid, SIGKILL);
+        waitpid(child_pid, &status, 0);
+        fprintf(stderr, "case %d: the child did not exit\n", (int)h);
+        CHECK(!"forked child exits");
+    }
+    CHECK_EQ(got, child_pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    watchdog_start(120);
+    for (unsigned n = 1; n <= 2; n++) {
+        weft_pool *p;
+        weft_pool_config cfg = {.workers = n};
+        CHECK_EQ(weft_pool_create(&p, &cfg), 0);
+        one(p, RETURN_AT_ONCE);
+        one(p, CLOSE_IN_CHILD);
+        /* A join in the child starts the child's default pool: threads,
+         * which ThreadSanitizer cannot follow after a multithreaded fork
+         * (see sched_fork.c). */
+        if (!TEST_TSAN)
+            one(p, JOIN_IN_CHILD);
+        CHECK_EQ(weft_pool_destroy(p), 0);
+    }
+    printf("sched_fork_return: every child exited\n");
+    return 0;
+}
