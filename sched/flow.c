@@ -238,22 +238,27 @@ __attribute__((always_inline)) static inline void ws_flow_init(ws_flow *f, struc
      * atomic_init would be three (nothing else sees f yet). */
     memset((void *)&f->state, 0, offsetof(ws_flow, cancel_cache) - offsetof(ws_flow, state));
     /* Follow the pool's epoch, unless the chain above crosses pools (then
-     * a cancel on another pool must reach us: the process-wide epoch). */
-    _Atomic(uint64_t) *ep = &pool->cancel_epoch;
-    if (parent && parent->epoch != ep)
-        ep = &ws_cancel_epoch;
-    f->epoch = ep;
-    /* Start from the parent's cached answer (our own flag is clear), so
-     * checks cost O(1) until some flow is canceled; a stale copy only makes
-     * the first check walk up to the nearest current cache. A parent that
-     * follows another epoch has no answer for us: 0 is never current
-     * (epochs start at 1), so the first check walks. Acquire pairs with the
-     * release increments in ws_flow_cancel. */
-    uint64_t cache = 0;
-    if (!parent)
-        cache = atomic_load_explicit(ep, memory_order_acquire) << 1;
-    else if (parent->epoch == ep)
+     * a cancel on another pool must reach us: the process-wide epoch), and
+     * start from the parent's cached answer (our own flag is clear), so
+     * checks cost O(1) until a cancel; a stale copy only makes the first
+     * check walk up to the nearest current cache. A worker's current flow
+     * is always of its own pool, so an owner's open (owner != NULL) takes
+     * both from its parent. A parent on another pool has no answer for
+     * us: 0 is never current (epochs start at 1), so the first check
+     * walks. Acquire pairs with the release increments in ws_flow_cancel. */
+    _Atomic(uint64_t) *ep;
+    uint64_t cache;
+    if (parent && (owner || parent->pool == pool)) {
+        ep = parent->epoch;
         cache = atomic_load_explicit(&parent->cancel_cache, memory_order_relaxed);
+    } else if (parent) {
+        ep = &ws_cancel_epoch;
+        cache = 0;
+    } else {
+        ep = &pool->cancel_epoch;
+        cache = atomic_load_explicit(ep, memory_order_acquire) << 1;
+    }
+    f->epoch = ep;
     atomic_init(&f->cancel_cache, cache);
     /* Published to other threads only through spawned tasks (release/acquire
      * in the queues), so relaxed is enough. */
