@@ -426,7 +426,9 @@ static fz_flow *flow_open(actor *a, int choice)
     return f;
 }
 
-static void spawn_into(actor *a, fz_flow *f, int n, bool by_current)
+/* racer: a leaf that fails or cancels its flow, so that failures and
+ * cancels of one flow meet, from several workers, at its close. */
+static void spawn_some(actor *a, fz_flow *f, int n, bool by_current, bool racer)
 {
     for (int k = 0; k < n; k++) {
         if (atomic_load(&g_live) > LIVE_MAX || atomic_fetch_sub(&f->budget, 1) <= 0)
@@ -437,12 +439,17 @@ static void spawn_into(actor *a, fz_flow *f, int n, bool by_current)
         t->depth = a->depth + 1;
         t->seed = rnd(&a->rng);
         t->ctx = a->ctx;
-        if (t->depth < MAXDEPTH) {
-            unsigned r = pick(a, 10);
-            t->nsteps = r < 4 ? 0 : r < 7 ? 1 : r < 9 ? 2 : 3;
+        if (racer) {
+            t->fail = chance(a, 50);
+            t->cancel = !t->fail || chance(a, 20);
+        } else {
+            if (t->depth < MAXDEPTH) {
+                unsigned r = pick(a, 10);
+                t->nsteps = r < 4 ? 0 : r < 7 ? 1 : r < 9 ? 2 : 3;
+            }
+            t->fail = chance(a, 3);
+            t->cancel = pick(a, 200) == 0;
         }
-        t->fail = chance(a, 3);
-        t->cancel = pick(a, 200) == 0;
         /* In the list before the spawn: the closer walks it after close. */
         t->next = atomic_load(&f->tasks);
         while (!atomic_compare_exchange_weak(&f->tasks, &t->next, t)) {
@@ -453,6 +460,11 @@ static void spawn_into(actor *a, fz_flow *f, int n, bool by_current)
         int rc = weft_spawn(wf, task_main, t);
         FZ_CHECK(rc == 0, "weft_spawn into an open flow: %d", rc);
     }
+}
+
+static void spawn_into(actor *a, fz_flow *f, int n, bool by_current)
+{
+    spawn_some(a, f, n, by_current, false);
 }
 
 /* Closes f and checks the close and every task against the model. misuse:
@@ -578,6 +590,8 @@ static void op_nest(actor *a)
         return;
     fz_flow *f = flow_open(a, pool_choice(a));
     spawn_into(a, f, 1 + (int)pick(a, 4), false);
+    if (chance(a, 8))
+        spawn_some(a, f, 2 + (int)pick(a, 3), false, true);
     if (chance(a, 5))
         do_cancel(a, f);
     if (chance(a, 10)) {
@@ -628,11 +642,11 @@ static void op_lease(actor *a)
     if (atomic_load_explicit(&f->cancel_done, memory_order_acquire))
         FZ_CHECK(weft_flow_canceled(&f->wf),
                  "another thread's cancel returned, but weft_flow_canceled is false");
-    unsigned r = pick(a, 10);
-    if (r < 7) {
+    unsigned r = pick(a, 30);
+    if (r < 21) {
         spawn_into(a, f, 1 + (int)pick(a, 2), false);
-    } else if (r < 7 + (pick(a, 3) == 0)) {
-        do_cancel(a, f);
+    } else if (r < 22) {
+        do_cancel(a, f); /* rarely: it stops the owner's whole flow */
     } else {
         int rc = weft_pool_destroy(f->pi.pool ? f->pi.pool : weft_default_pool());
         int want = destroy_want(&f->pi, &a->wp);
