@@ -149,7 +149,8 @@ static void bench_fib(int n, int rounds)
            "ctx med", "noctx min", "noctx med", "ratio(min)", "ratio(med)");
     for (size_t w = 0; w < sizeof workers / sizeof workers[0]; w++) {
         weft_pool *pc, *pn;
-        weft_pool_config cc = {workers[w], 0, "ctx"}, cn = {workers[w], WEFT_POOL_NO_CTX, "noctx"};
+        weft_pool_config cc = {.workers = workers[w], .name = "ctx"},
+                         cn = {.workers = workers[w], .flags = WEFT_POOL_NO_CTX, .name = "noctx"};
         int err;
         if ((err = weft_pool_create(&pc, &cc)) || (err = weft_pool_create(&pn, &cn)))
             die("weft_pool_create", err);
@@ -284,7 +285,7 @@ static void bench_get(void)
 {
     struct get_result task = {{0}, 0, 0}, thread = {{0}, 0, 0};
     weft_pool *p;
-    weft_pool_config cfg = {1, 0, "get"};
+    weft_pool_config cfg = {.workers = 1, .name = "get"};
     int err = weft_pool_create(&p, &cfg);
     if (err)
         die("weft_pool_create", err);

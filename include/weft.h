@@ -31,8 +31,16 @@ extern "C" {
 #define WEFT_API
 #endif
 
-#define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
+/* WEFT_VERSION_MAJOR, _MINOR, _PATCH, _HEX and _STRING: the version this
+ * header belongs to (generated from the build's one version). */
+#include "weft_version.h"
+
+/* The library's version at run time, (major << 16) | (minor << 8) | patch,
+ * to compare with WEFT_VERSION_HEX (the header's), as libuv's uv_version. */
+WEFT_API unsigned weft_version(void);
+
+/* The same as a string, "0.2.0". */
+WEFT_API const char *weft_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Pools                                                                     */
@@ -48,17 +56,38 @@ typedef struct weft_pool weft_pool;
 /* The most workers one pool may have; more is EINVAL. */
 #define WEFT_MAX_WORKERS 512u
 
+/* The smallest worker stack weft_pool_config.stack_size may ask for. */
+#define WEFT_MIN_STACK_SIZE ((size_t)64 << 10)
+
+/* ABI rule for 0.x: fields are only ever added at the end, and a field left
+ * at zero always means what weft did before the field existed. Initialize
+ * the struct with {0} or designated initializers, and a program keeps its
+ * meaning when rebuilt against a later 0.x header. Binaries are compatible
+ * within one minor release (the SONAME is libweft.so.0.MINOR). */
 typedef struct weft_pool_config {
     unsigned    workers; /* 0: $WEFT_WORKERS if set, else the CPUs this process
                             may run on (sched_getaffinity), capped by a cgroup
                             v2 cpu.max quota, rounded up */
     unsigned    flags;   /* WEFT_POOL_* */
-    const char *name;    /* worker thread name prefix; NULL: "weft" */
+    const char *name;    /* worker thread name prefix; NULL: "weft". Threads
+                            are named "<name>-<index>"; the kernel keeps 15
+                            bytes, so the first 10 bytes of name are kept
+                            (a longer name is cut there) and the index
+                            always survives */
+    size_t      stack_size; /* bytes of stack per worker; 0: 16 MiB (committed
+                            lazily, as the kernel maps it). A worker that
+                            waits (close, join, for) runs other tasks on its
+                            own stack only while less than half of it is
+                            used, so nested helping stops there and the
+                            waiter just waits; the tasks' own recursion (a
+                            chain of nested flows, say) may use all of it.
+                            Below WEFT_MIN_STACK_SIZE: EINVAL */
 } weft_pool_config;
 
 /* Creates a pool and starts its workers. cfg may be NULL (all defaults).
- * EINVAL: pool NULL, unknown flags, workers > WEFT_MAX_WORKERS, or a
- * $WEFT_WORKERS that is not a number in 1..WEFT_MAX_WORKERS.
+ * EINVAL: pool NULL, unknown flags, workers > WEFT_MAX_WORKERS, a stack_size
+ * below WEFT_MIN_STACK_SIZE, or a $WEFT_WORKERS that is not a number in
+ * 1..WEFT_MAX_WORKERS.
  * ENOMEM / EAGAIN: memory or threads could not be had. */
 WEFT_API int weft_pool_create(weft_pool **pool, const weft_pool_config *cfg);
 
@@ -84,6 +113,14 @@ WEFT_API unsigned weft_pool_workers(const weft_pool *pool);
  * error instead: EINVAL for a bad $WEFT_WORKERS, ENOMEM or EAGAIN. After
  * fork() the child gets a fresh one. */
 WEFT_API weft_pool *weft_default_pool(void);
+
+/* Stops the default pool and frees it, as weft_pool_destroy does for other
+ * pools, so that a program that used it can end with nothing left (leak
+ * checkers, valgrind). 0 also when there was none. A later use creates a
+ * fresh one. Call it when no other thread may still use the default pool
+ * (at the end of main, say): a use racing with it is the caller's race.
+ * EBUSY: a flow on it is open. EDEADLK: called from one of its workers. */
+WEFT_API int weft_default_pool_shutdown(void);
 
 /* 0..workers-1 when called on a worker of any pool, else -1. */
 WEFT_API int weft_worker_index(void);

@@ -137,7 +137,7 @@ static void *ws_worker_main(void *arg)
      * the top: only the thread's TLS is above). Derived, not asked of
      * pthread_getattr_np, which allocates and can fail. */
     char here;
-    w->nest_limit = (uintptr_t)&here - WS_WORKER_STACK / 2;
+    w->nest_limit = (uintptr_t)&here - w->pool->stack_size / 2;
 
     ws_worker_loop(w);
     return NULL;
@@ -268,6 +268,9 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     unsigned n = cfg->workers;
     if (n > WEFT_MAX_WORKERS)
         return EINVAL;
+    size_t stack = cfg->stack_size ? cfg->stack_size : WS_WORKER_STACK;
+    if (stack < WEFT_MIN_STACK_SIZE)
+        return EINVAL;
     if (n == 0) {
         n = ws_default_workers();
         int err = ws_env_workers(&n);
@@ -281,6 +284,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     memset(p, 0, sizeof *p);
     p->nworkers = n;
     p->flags = cfg->flags;
+    p->stack_size = stack;
     p->fork_gen = ws_fork_gen;
     snprintf(p->name, sizeof p->name, "%s", cfg->name && *cfg->name ? cfg->name : "weft");
     /* Leave room for "-<index>" in the 15-character thread name. */
@@ -327,7 +331,12 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
 
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, WS_WORKER_STACK);
+    err = pthread_attr_setstacksize(&attr, stack);
+    if (err) {
+        pthread_attr_destroy(&attr);
+        ws_pool_free(p);
+        return EINVAL;
+    }
     for (unsigned i = 0; i < n; i++) {
         err = pthread_create(&p->workers[i]->thread, &attr, ws_worker_main, p->workers[i]);
         if (err) {
@@ -361,10 +370,9 @@ static bool ws_pool_flows_left(const struct weft_pool *p)
     return false;
 }
 
-int weft_pool_destroy(weft_pool *p)
+/* weft_pool_destroy for any usable pool, the default one included. */
+static int ws_pool_destroy(struct weft_pool *p)
 {
-    if (!p || p->is_default || !ws_pool_usable(p))
-        return EINVAL;
     if (ws_self && ws_self->pool == p)
         return EDEADLK;
     /* Claim the pool: a second destroy, or a flow open racing with us, sees
@@ -389,6 +397,13 @@ int weft_pool_destroy(weft_pool *p)
     ws_pool_stop(p, p->nworkers);
     ws_pool_free(p);
     return 0;
+}
+
+int weft_pool_destroy(weft_pool *p)
+{
+    if (!p || p->is_default || !ws_pool_usable(p))
+        return EINVAL;
+    return ws_pool_destroy(p);
 }
 
 unsigned weft_pool_workers(const weft_pool *p)
@@ -466,4 +481,22 @@ weft_pool *weft_default_pool(void)
 {
     int err;
     return ws_default_pool(&err);
+}
+
+int weft_default_pool_shutdown(void)
+{
+    pthread_mutex_lock(&ws_default_lock);
+    struct weft_pool *p = atomic_load_explicit(&ws_default, memory_order_relaxed);
+    int err = 0;
+    if (p) {
+        /* The pointer goes first, so no new use finds it; put back if the
+         * pool turns out busy. Uses racing with us are the caller's race
+         * (see weft.h). */
+        atomic_store_explicit(&ws_default, NULL, memory_order_relaxed);
+        err = ws_pool_destroy(p);
+        if (err)
+            atomic_store_explicit(&ws_default, p, memory_order_release);
+    }
+    pthread_mutex_unlock(&ws_default_lock);
+    return err;
 }

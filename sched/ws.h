@@ -20,9 +20,10 @@
 #define WS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Worker stacks are large (committed lazily); a waiting worker steals only
- * while less than half is in use, so nested stolen work cannot overflow it. */
-#define WS_WORKER_STACK (16u << 20)
+/* Worker stacks are large by default (committed lazily); a waiting worker
+ * steals only while less than half is in use, so nested stolen work cannot
+ * overflow it. weft_pool_config.stack_size may ask for another size. */
+#define WS_WORKER_STACK ((size_t)16 << 20)
 
 /* A worker looks at the injection queue before its deque peers once in this
  * many searches for work (Go and Tokio use 61), so external submissions
@@ -68,6 +69,7 @@ typedef struct ws_worker {
 struct weft_pool {
     unsigned    nworkers;
     unsigned    flags;
+    size_t      stack_size; /* of each worker */
     uint64_t    fork_gen; /* ws_fork_gen at creation; differs in a fork child */
     ws_worker **workers;
     bool        is_default;

@@ -35,7 +35,7 @@ static inline weft_ctx_var *ctx_new_var(const char *name, void *initial)
 
 static inline weft_pool *ctx_pool_new(unsigned workers, unsigned flags)
 {
-    weft_pool_config cfg = {workers, flags, "ctxt"};
+    weft_pool_config cfg = {.workers = workers, .flags = flags, .name = "ctxt"};
     weft_pool *p = NULL;
     CHECK_EQ(weft_pool_create(&p, &cfg), 0);
     CHECK_EQ(weft_pool_workers(p), workers);

@@ -1141,7 +1141,10 @@ int main(void)
 
     const char *replay = getenv("FAULT_ALLOC_N");
     const char *stride_env = getenv("FAULT_ALLOC_STRIDE");
-    long stride = stride_env && *stride_env ? atol(stride_env) : TEST_TSAN ? 8 : 1;
+    /* Sampled where each round is slow: under TSan, and under an emulator. */
+    const char *emu = getenv("WEFT_UNDER_EMULATOR");
+    bool slow = TEST_TSAN || (emu && *emu && strcmp(emu, "0") != 0);
+    long stride = stride_env && *stride_env ? atol(stride_env) : slow ? 8 : 1;
 
     stage("vars", op_var_create, true);
     FA_REQUIRE(var_a != NULL);

@@ -475,7 +475,7 @@ static void flow_close(actor *a, fz_flow *f, bool misuse)
     int rc = weft_flow_close(&f->wf);
     bool tainted = chain_tainted(f);
     bool own_cancel = atomic_load(&f->cancel_called) != 0;
-    int nf = 0, match = 0, ran = 0;
+    int nf = 0, match = 0;
     long nt = 0;
     for (fz_task *t = atomic_load(&f->tasks); t; t = t->next) {
         int runs = atomic_load(&t->runs);
@@ -485,7 +485,6 @@ static void flow_close(actor *a, fz_flow *f, bool misuse)
         else
             FZ_CHECK(runs == 1, "a task of a flow never canceled ran %d times (close said %d)",
                      runs, rc);
-        ran += runs;
         if (runs == 1 && t->ret != 0) {
             nf++;
             match += t->ret == rc;

@@ -297,6 +297,11 @@ static void check_pool_names(weft_pool *pool, const char *prefix)
     char names[64][16];
     char pfx[32];
     snprintf(pfx, sizeof pfx, "%s-", prefix);
+    /* Waited for, not read once: a plain thread a task started was named
+     * after its worker (Linux copies the name at creation), and a joined
+     * thread may linger in /proc for a moment (longer under qemu-user: it
+     * reports the guest thread's exit before the host thread is gone). */
+    CHECK_EQ(wait_threads_named(pfx, (int)g->n), g->n);
     int found = threads_named(pfx, names, 64);
     CHECK_EQ(found, g->n);
     for (unsigned i = 0; i < g->n && i < 64; i++) {

@@ -457,9 +457,10 @@ static atomic_long g_chain_runs, g_sibling_runs;
 static int sibling_task(void *p)
 {
     (void)p;
-    volatile int x = 0;
+    volatile int x = 0; /* a little work the compiler keeps */
     for (int i = 0; i < 200; i++)
         x += i;
+    (void)x;
     atomic_fetch_add_explicit(&g_sibling_runs, 1, memory_order_relaxed);
     return 0;
 }

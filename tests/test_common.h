@@ -66,6 +66,19 @@ static inline int test_soak(void)
     return s && *s && strcmp(s, "0") != 0;
 }
 
+/* Under an emulator (tests/CMakeLists.txt sets WEFT_UNDER_EMULATOR in a
+ * cross build), a test that cannot work there says why and exits with 77:
+ * CTest reports it as skipped. */
+static inline void test_skip_under_emulator(const char *why)
+{
+    const char *s = getenv("WEFT_UNDER_EMULATOR");
+    if (s && *s && strcmp(s, "0") != 0) {
+        printf("skipped under the emulator: %s\n", why);
+        fflush(stdout);
+        exit(77);
+    }
+}
+
 static inline double test_scale_with(double tsan, double asan)
 {
     double f = TEST_TSAN ? tsan : TEST_ASAN ? asan : 1.0;
