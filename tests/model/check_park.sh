@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# tests/model/check_park.sh: model-checks the idle-parking protocol
+# (tests/model/park.pml, docs/park-model.md) with spin.
+#
+# The fixed protocol must have no error in an exhaustive search of two
+# configurations; each mutant (a defect the code had) must be caught: an
+# assertion violation of the lost-wake-up check, with a trail. Prints the
+# states stored and errors per run and a summary line; exits non-zero on
+# any deviation. Runs from any directory; works in a temporary directory.
+#
+#   PARK_MODEL_KEEP=1     keep the temporary directory (trails, pan logs)
+#   PARK_MODEL_VERBOSE=1  replay each mutant's counterexample (spin -t)
+#   PARK_MODEL_FULL=1     also the fixed protocol at 3 workers and 3+1 items
+#                         (11 million states, ~20 s of CPU, ~600 MB)
+#   CC                    the C compiler for pan (default cc)
+set -u
+
+src=${BASH_SOURCE[0]}
+case $src in */*) here=${src%/*} ;; *) here=. ;; esac
+here=$(cd "$here" && pwd) || exit 1
+model=$here/park.pml
+cc=${CC:-cc}
+
+if ! command -v spin >/dev/null 2>&1; then
+    echo "check_park: spin is not installed (Debian/Ubuntu: apt-get install spin)" >&2
+    exit 1
+fi
+if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "check_park: no C compiler '$cc' to build spin's verifier (set CC)" >&2
+    exit 1
+fi
+if [ ! -f "$model" ]; then
+    echo "check_park: $model not found" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/park-model.XXXXXX") || exit 1
+if [ "${PARK_MODEL_KEEP:-0}" = 1 ]; then
+    trap 'echo "check_park: kept $tmp"' EXIT
+else
+    trap 'rm -rf "$tmp"' EXIT
+fi
+
+# Configurations (see docs/park-model.md):
+#   A: owner + 1 thief, 3 owner items, 1 injected item (path (2) needs 3)
+#   B: owner + 2 thieves, 2 owner items, 1 injected item (futex wake-one
+#      with two sleepers)
+#   M: A without the injected item, for the deque mutants: their shortest
+#      counterexamples then show only the deque and the parking
+cfg_A="-DNT=1 -DNPUSH=3 -DNINJ=1"
+cfg_B="-DNT=2 -DNPUSH=2 -DNINJ=1"
+cfg_M="-DNT=1 -DNPUSH=3 -DNINJ=0"
+#   C: owner + 2 thieves, 3 owner items, 1 injected item (PARK_MODEL_FULL)
+cfg_C="-DNT=2 -DNPUSH=3 -DNINJ=1"
+
+passed=0
+failed=0
+start=$(date +%s.%N)
+
+# check NAME EXPECT CONFIG DEFINES...
+#   EXPECT: ok (exhaustive, no error) or caught (lost wake-up found).
+check() {
+    local name=$1 expect=$2 cfg=$3
+    shift 3
+    local dir=$tmp/${name//[^A-Za-z0-9_]/_}
+    mkdir -p "$dir" && cp "$model" "$dir/park.pml" || return 1
+    local t0 verdict="" why="" hashbits=22
+    [ "$cfg" = "$cfg_C" ] && hashbits=24
+    t0=$(date +%s.%N)
+    (
+        cd "$dir" || exit 1
+        # Mutants search breadth-first: the counterexample is a shortest one.
+        local search="-DCOLLAPSE"
+        [ "$expect" = caught ] && search="-DBFS"
+        spin $cfg "$@" -a park.pml >spin.log 2>&1 || exit 2
+        "$cc" -w -O1 -DSAFETY -DMEMLIM=2048 $search -o pan pan.c >cc.log 2>&1 || exit 3
+        ./pan -m30000 -w$hashbits >pan.log 2>&1
+        exit 0
+    )
+    local rc=$?
+    local secs
+    secs=$(echo "$(date +%s.%N) $t0" | awk '{printf "%.1f", $1 - $2}')
+    local log=$dir/pan.log
+    local states="-" errors="-"
+    if [ $rc -eq 0 ]; then
+        states=$(awk '/states, stored/ {print $1; exit}' "$log")
+        errors=$(sed -n 's/.*errors: \([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+        [ -n "$states" ] || states="-"
+        [ -n "$errors" ] || errors="-"
+    fi
+
+    if [ $rc -eq 2 ]; then
+        why="spin -a failed: $(head -n 3 "$dir/spin.log" | tr '\n' ' ')"
+    elif [ $rc -eq 3 ]; then
+        why="compiling pan failed: $(head -n 3 "$dir/cc.log" | tr '\n' ' ')"
+    elif [ $rc -ne 0 ]; then
+        why="could not run"
+    elif [ "$errors" = "-" ]; then
+        why="no result from pan: $(tail -n 3 "$log" | tr '\n' ' ')"
+    elif grep -q "max search depth too small" "$log"; then
+        why="search depth limit reached: the search was not exhaustive"
+    elif grep -qiE "out of memory|memory limit" "$log"; then
+        why="pan ran out of memory"
+    elif [ "$expect" = ok ]; then
+        if [ "$errors" != 0 ]; then
+            why="the fixed protocol has $errors error(s): $(grep -m1 -E 'assertion violated|invalid end state|pan:1:' "$log")"
+        elif [ -e "$dir/park.pml.trail" ]; then
+            why="a trail was written"
+        fi
+    else
+        if [ "$errors" = 0 ]; then
+            why="the mutant was not caught (0 errors)"
+        elif [ ! -s "$dir/park.pml.trail" ]; then
+            why="no trail was written"
+        elif ! grep -q "assertion violated.*top<split" "$log"; then
+            why="caught by something else than the lost-wake-up check: $(grep -m1 -E 'pan:1:|violated|invalid' "$log")"
+        fi
+    fi
+
+    if [ -z "$why" ]; then
+        verdict=PASS
+        passed=$((passed + 1))
+    else
+        verdict=FAIL
+        failed=$((failed + 1))
+    fi
+    printf '%-4s %-34s %-7s states stored %9s  errors %-2s %5ss\n' \
+        "$verdict" "$name" "$expect" "$states" "$errors" "$secs"
+    [ -z "$why" ] || echo "     $why"
+    if [ "$expect" = caught ] && [ -s "$dir/park.pml.trail" ]; then
+        local depth
+        depth=$(sed -n 's/.*assertion violated.*(at depth \([0-9]*\)).*/\1/p' "$log" | head -n 1)
+        [ -n "$depth" ] && echo "     counterexample: $depth steps (park.pml.trail)"
+        if [ "${PARK_MODEL_VERBOSE:-0}" = 1 ]; then
+            (cd "$dir" && spin $cfg "$@" -t -p park.pml 2>&1 |
+                grep -E '^ *[0-9]+:.*proc|assert' | sed 's/^/       /')
+        fi
+    fi
+}
+
+echo "park model: spin $(spin -V 2>/dev/null | sed -n 's/Spin Version \([^ ]*\).*/\1/p'), $model"
+check "fixed/A (2 workers, 3+1 items)"  ok     "$cfg_A"
+check "fixed/B (3 workers, 2+1 items)"  ok     "$cfg_B"
+expected=6
+if [ "${PARK_MODEL_FULL:-0}" = 1 ]; then
+    check "fixed/C (3 workers, 3+1 items)"  ok     "$cfg_C"
+    expected=7
+fi
+check "MUTANT_NO_NOTIFY_AFTER_PUBLISH"   caught "$cfg_M" -DMUTANT_NO_NOTIFY_AFTER_PUBLISH
+check "MUTANT_NO_NOTIFY_ON_TAKE_PUBLISH" caught "$cfg_M" -DMUTANT_NO_NOTIFY_ON_TAKE_PUBLISH
+check "MUTANT_RELAXED_SLEEPERS_LOAD"     caught "$cfg_M" -DMUTANT_RELAXED_SLEEPERS_LOAD
+check "MUTANT_NO_NOTIFY_AFTER_INJECT"    caught "$cfg_A" -DMUTANT_NO_NOTIFY_AFTER_INJECT
+
+total=$(echo "$(date +%s.%N) $start" | awk '{printf "%.1f", $1 - $2}')
+echo "park model: $passed passed, $failed failed (${total}s)"
+[ "$failed" -eq 0 ] && [ "$passed" -eq "$expected" ]
