@@ -81,6 +81,8 @@ typedef struct weft_pool_config {
                             used, so nested helping stops there and the
                             waiter just waits; the tasks' own recursion (a
                             chain of nested flows, say) may use all of it.
+                            The size includes the thread's static TLS,
+                            which glibc places on the stack.
                             Below WEFT_MIN_STACK_SIZE: EINVAL */
 } weft_pool_config;
 
