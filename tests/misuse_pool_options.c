@@ -81,7 +81,10 @@ int main(void)
         CHECK_EQ(weft_flow_open(&f, p), 0);
         for (int k = 0; k < 8; k++)
             CHECK_EQ(weft_spawn(&f, check_limit, &expect), 0);
-        CHECK_EQ(weft_spawn(&f, deep_task, NULL), 0);
+        /* glibc carves a thread's static TLS out of its stack, and
+         * ThreadSanitizer's is large: there, 256 KiB leaves too little. */
+        if (!(TEST_TSAN && expect < (1u << 20)))
+            CHECK_EQ(weft_spawn(&f, deep_task, NULL), 0);
         CHECK_EQ(weft_flow_close(&f), 0);
         CHECK_EQ(wait_threads_named("abcdefghij-", 2), 2);
         CHECK_EQ(threads_named("abcdefghij-0", NULL, 0) + threads_named("abcdefghij-1", NULL, 0), 2);
