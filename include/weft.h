@@ -182,7 +182,10 @@ WEFT_API int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
  * it is full, later events are dropped and the file says how many. Tracing
  * never blocks a worker or allocates on its path. $WEFT_TRACE=path at pool
  * creation starts it for every pool: the first pool created in the process
- * writes path, the n-th (from 0) path with "-n" before its extension.
+ * writes path, the n-th (from 0) path with "-n" before its extension; the
+ * default pool's file is written at exit. A task is named after its
+ * function where the dynamic symbol table has it (link with -rdynamic for
+ * a program's own functions), else by address.
  * EINVAL: pool or path NULL. EBUSY: already tracing. ENOMEM. */
 WEFT_API int weft_trace_start(weft_pool *pool, const char *path);
 
