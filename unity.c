@@ -14,3 +14,5 @@
 #include "sched/join.c"
 #include "sched/for.c"
 #include "sched/version.c"
+#include "sched/stats.c"
+#include "sched/trace.c"

@@ -84,6 +84,13 @@ typedef struct weft_pool_config {
                             The size includes the thread's static TLS,
                             which glibc places on the stack.
                             Below WEFT_MIN_STACK_SIZE: EINVAL */
+    /* Called on each worker thread, with its index and worker_arg: start
+     * before it runs any task, stop after its last (at weft_pool_destroy).
+     * For thread-local set-up, pinning, naming, per-thread allocators. Both
+     * may be NULL; they must not destroy the pool. */
+    void (*on_worker_start)(weft_pool *pool, unsigned worker, void *arg);
+    void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *arg);
+    void       *worker_arg;
 } weft_pool_config;
 
 /* Creates a pool and starts its workers. cfg may be NULL (all defaults).
@@ -126,6 +133,65 @@ WEFT_API int weft_default_pool_shutdown(void);
 
 /* 0..workers-1 when called on a worker of any pool, else -1. */
 WEFT_API int weft_worker_index(void);
+
+/* ------------------------------------------------------------------------ */
+/* Observing a pool: counters and a timeline trace (docs/profiling.md)       */
+/* ------------------------------------------------------------------------ */
+
+/* Per-worker counters, each kept by its worker on a cache line of its own
+ * with plain (relaxed) stores: no shared read-modify-write. More fields may
+ * be added at the end. */
+typedef struct weft_stats {
+    uint64_t tasks_run;      /* task functions called: spawned tasks, and
+                                weft_join's offered halves (inline or stolen) */
+    uint64_t tasks_spawned;  /* weft_spawn and weft_join's offered halves, by
+                                this worker; and the tasks it took from the
+                                injection queue (spawned by other threads) */
+    uint64_t tasks_skipped;  /* not run: their flow was canceled */
+    uint64_t steals;         /* items taken from another worker's deque */
+    uint64_t steal_attempts; /* steals tried, successful or not */
+    uint64_t injected;       /* items taken from the injection queue */
+    uint64_t publishes;      /* private items made stealable */
+    uint64_t parks;          /* times the worker went to sleep */
+    uint64_t wakeups;        /* wake-ups sent (the pool's sum: also those
+                                sent by threads that are not its workers) */
+    uint64_t parked_ns;      /* time spent asleep */
+    uint64_t spin_ns;        /* time spent searching without finding, before
+                                finding work or going to sleep */
+    uint64_t max_deque;      /* the deepest the deque got (the pool's sum:
+                                the deepest of all) */
+} weft_stats;
+
+/* worker -1: the sum over the pool's workers; 0..n-1: one worker. A read
+ * while the pool runs is a snapshot each of whose fields is a value that
+ * field really had during the call (never torn, never decreasing between
+ * calls), though not all at the same instant. After the pool's flows are
+ * closed (and the reader synchronized with the closes), the sum is exact:
+ * tasks_spawned == tasks_run + tasks_skipped. With $WEFT_STATS=1 a pool
+ * prints its counters to stderr when destroyed (the default pool at exit).
+ * EINVAL: pool or out NULL, worker out of range. ENOTSUP: the library was
+ * built without counters (WEFT_OBSERVE=OFF); *out is zeroed. */
+WEFT_API int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out);
+
+/* Records what each worker of the pool does — tasks run (nested spans),
+ * steals, injection-queue pops, parked time, flows opened and closed — into
+ * a per-worker buffer, and writes it as a Chrome trace-event JSON file
+ * (Perfetto UI, chrome://tracing) at path when weft_trace_stop returns or
+ * the pool is destroyed: one track per worker, named like its thread. The
+ * buffer holds $WEFT_TRACE_EVENTS events per worker (default 65536); when
+ * it is full, later events are dropped and the file says how many. Tracing
+ * never blocks a worker or allocates on its path. $WEFT_TRACE=path at pool
+ * creation starts it for every pool: the first pool created in the process
+ * writes path, the n-th (from 0) path with "-n" before its extension; the
+ * default pool's file is written at exit. A task is named after its
+ * function where the dynamic symbol table has it (link with -rdynamic for
+ * a program's own functions), else by address.
+ * EINVAL: pool or path NULL. EBUSY: already tracing. ENOMEM. */
+WEFT_API int weft_trace_start(weft_pool *pool, const char *path);
+
+/* Stops the trace and writes the file. EINVAL: pool NULL, or not tracing.
+ * The error of opening or writing the file (errno values), if any. */
+WEFT_API int weft_trace_stop(weft_pool *pool);
 
 /* ------------------------------------------------------------------------ */
 /* Flows: structured groups of tasks with a join barrier                     */

@@ -234,6 +234,24 @@ static inline int64_t wq_deque_bottom(const wq_deque *d)
     return d->bottom;
 }
 
+/* Owner: at least the number of items in the deque (top_seen is a lower
+ * bound of top), with no shared access. */
+static inline int64_t wq_deque_size_bound(const wq_deque *d)
+{
+    return d->bottom - d->top_seen;
+}
+
+/* Owner: the number of items in the deque now (a thief may take one the
+ * next moment). Refreshes top_seen: acquire pairs with the release half
+ * of the thieves' CAS on top, as in wq_deque_grow, since later pushes may
+ * reuse slots on the strength of it. */
+static inline int64_t wq_deque_size(wq_deque *d)
+{
+    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+    d->top_seen = t;
+    return d->bottom - t;
+}
+
 /* Owner: whether there are private items that thieves cannot see. */
 static inline bool wq_deque_has_private(const wq_deque *d)
 {

@@ -20,7 +20,7 @@
  * the same word, so waking it needs no further access (ws_futex_wake only
  * passes the address).
  */
-#include "sched/ws.h"
+#include "sched/observe.h"
 
 #include <limits.h>
 #include <sched.h>
@@ -181,13 +181,15 @@ __attribute__((noinline, cold)) static void ws_flow_fail(ws_flow *f, int r)
     ws_flow_cancel(f);
 }
 
-__attribute__((noinline)) static void ws_run_join(const wq_item *it)
+__attribute__((noinline)) static void ws_run_join(ws_worker *w, const wq_item *it)
 {
     ws_join_frame *jf = (ws_join_frame *)(it->w[2] & ~(uintptr_t)WS_KIND_MASK);
     weft_fn fn = (weft_fn)it->w[0];
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = jf->flow;
+    ws_task_begin(w, fn, jf);
     int r = ws_call(fn, (void *)it->w[1], (struct weft_ctx *)it->w[3], jf->with_ctx);
+    ws_task_end(w, fn, jf, r);
     ws_cur_flow = prev;
     jf->result = r;
     /* Release pairs with the joiner's acquire load of done: it sees result
@@ -199,10 +201,9 @@ __attribute__((noinline)) static void ws_run_join(const wq_item *it)
 
 void ws_run(ws_worker *w, const wq_item *it, bool popped)
 {
-    (void)w;
     unsigned kind = it->w[2] & WS_KIND_MASK;
     if (kind == WS_JOIN) {
-        ws_run_join(it);
+        ws_run_join(w, it);
         return;
     }
     ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
@@ -211,10 +212,15 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
     if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
         ws_flow *prev = ws_cur_flow;
         ws_cur_flow = f;
-        int r = ws_call((weft_fn)it->w[0], (void *)it->w[1], ctx, !(f->flags & WS_FLOW_NO_CTX));
+        weft_fn fn = (weft_fn)it->w[0];
+        ws_task_begin(w, fn, f);
+        int r = ws_call(fn, (void *)it->w[1], ctx, !(f->flags & WS_FLOW_NO_CTX));
+        ws_task_end(w, fn, f, r);
         ws_cur_flow = prev;
         if (WS_UNLIKELY(r != 0))
             ws_flow_fail(f, r);
+    } else {
+        WS_STAT(w, tasks_skipped, 1);
     }
     if (cw & WS_CTX_REF)
         wctx_release(ctx);
@@ -295,6 +301,7 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
         ws_flow_pin(f, w->with_ctx);
         ws_flow_init(f, w->pool, w, ws_cur_flow);
         ws_count_open(w, 1);
+        ws_flow_opened(w, f);
         return 0;
     }
     int err = 0;
@@ -322,6 +329,7 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
     f->opener = ws_thread_token();
     ws_flow_pin(f, !(pool->flags & WEFT_POOL_NO_CTX));
     ws_flow_init(f, pool, NULL, ws_cur_flow);
+    WS_PROBE3(flow_open, pool, -1, f);
     return 0;
 }
 
@@ -341,6 +349,7 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
         f->ctx_pin = top->cur;
         ws_flow_init(f, w->pool, w, ws_cur_flow);
         ws_count_open(w, 1);
+        ws_flow_opened(w, f);
         return 0;
     }
     return ws_flow_open_slow(f, pool);
@@ -375,6 +384,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         f->local_pending++;
         err = wq_deque_put(&w->deque, &it);
         if (!err) {
+            ws_spawned(w, f, fn);
             ws_after_push(w);
             return 0;
         }
@@ -390,6 +400,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         f->local_pending++;
         err = wq_inject_push(&pool->inject, &it);
         if (!err) {
+            WS_PROBE3(inject, pool, f, fn);
             ws_notify_after_rmw(pool, 1);
             return 0;
         }
@@ -404,6 +415,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         atomic_fetch_add_explicit(&f->state, 2, memory_order_relaxed);
         err = wq_deque_put(&w->deque, &it);
         if (!err) {
+            ws_spawned(w, f, fn);
             ws_after_push(w);
             return 0;
         }
@@ -417,6 +429,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         atomic_fetch_add_explicit(&f->state, 4, memory_order_relaxed);
         err = wq_inject_push(&pool->inject, &it);
         if (!err) {
+            WS_PROBE3(inject, pool, f, fn);
             ws_hook(WS_HOOK_REMOTE_PUSHED, f);
             ws_notify_after_rmw(pool, 1);
         }
@@ -453,6 +466,7 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
         wq_item it = {{(uintptr_t)fn, (uintptr_t)arg, (uintptr_t)f | WS_LOCAL | WS_PINNED}};
         if (WS_LIKELY(c == f->ctx_pin && wq_deque_try_put3(&w->deque, &it))) {
             f->local_pending++;
+            ws_spawned(w, f, fn);
             if (WS_UNLIKELY(ws_push_needs_more(w)))
                 return ws_spawn_after_push(w);
             return 0;
@@ -539,7 +553,9 @@ __attribute__((always_inline)) static inline bool ws_flow_drain_lean(ws_flow *f,
         void *arg = (void *)atomic_load_explicit(&sl->w[1], memory_order_relaxed);
         wq_deque_drop_private(d);
         f->local_pending--;
+        ws_task_begin(w, fn, f);
         int r = fn(arg);
+        ws_task_end(w, fn, f, r);
         if (wctx_top)
             wctx_reset(wctx_top, f->ctx_pin);
         /* Acquire pairs with the release increments in ws_flow_cancel. */
@@ -588,6 +604,10 @@ static int ws_flow_finish(ws_flow *f)
     int err = atomic_load_explicit(&f->error, memory_order_relaxed);
     if (!err && ws_flow_is_canceled(f))
         err = ECANCELED;
+    if (f->owner)
+        ws_flow_closed(f->owner, f, err);
+    else
+        WS_PROBE4(flow_close, f->pool, -1, f, err);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
     return err;
 }
@@ -678,6 +698,7 @@ int weft_flow_close(weft_flow *flow)
                   f->local_pending == 0 && !(f->flags & WS_FLOW_PIN_OWNED) &&
                   atomic_load_explicit(&f->state, memory_order_acquire) == 0 &&
                   !ws_flow_maybe_canceled(f))) {
+        ws_flow_closed(w, f, 0);
         atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
         ws_count_open(w, -1);
         return 0;

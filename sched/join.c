@@ -3,7 +3,7 @@
  * joiner's stack and only a four-word item is pushed: no allocation, and no
  * atomic at all when nobody steals a.
  */
-#include "sched/ws.h"
+#include "sched/observe.h"
 
 typedef struct ws_join_half {
     weft_fn fn;
@@ -66,7 +66,9 @@ __attribute__((noinline)) static int ws_join_rest(ws_worker *w, ws_join_frame *j
     wq_item got;
     while (wq_deque_bottom(&w->deque) > mark && ws_take(w, &got)) {
         if (got.w[2] == tag) {
+            ws_task_begin(w, a, jf);
             int ra = a(arg_a);
+            ws_task_end(w, a, jf, ra);
             ws_join_scope_end(s, own, ctx);
             return ra ? ra : rb;
         }
@@ -136,6 +138,7 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
         ws_join_scope_end(s, own, ctx);
         return ra ? ra : rb;
     }
+    ws_spawned(w, &jf, a);
     ws_after_push(w);
 
     int rb = b(arg_b);
@@ -146,7 +149,9 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
     if (WS_LIKELY(wq_deque_bottom(d) == mark + 1 &&
                   !atomic_load_explicit(&jf.done, memory_order_relaxed) &&
                   wq_deque_drop_private(d))) {
+        ws_task_begin(w, a, &jf);
         int ra = a(arg_a);
+        ws_task_end(w, a, &jf, ra);
         ws_join_scope_end(s, own, ctx);
         return ra ? ra : rb;
     }

@@ -20,7 +20,7 @@
  * then makes the futex_wait of step 4 return at once (value changed) or
  * wakes it. docs/scheduler.md has the argument for each publish path.
  */
-#include "sched/ws.h"
+#include "sched/observe.h"
 
 #include <limits.h>
 #include <linux/futex.h>
@@ -59,6 +59,10 @@ static bool ws_work_visible(struct weft_pool *p)
 
 static void ws_wake(struct weft_pool *p, int n)
 {
+    ws_worker *self = ws_self;
+    if (self && self->pool == p)
+        WS_STAT(self, wakeups, 1);
+    WS_PROBE2(wake, p, n);
     /* Release pairs with the acquire load of epoch in ws_park_wait. */
     atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
     ws_futex_wake(&p->park.epoch, n);
@@ -86,22 +90,43 @@ void ws_notify(struct weft_pool *p, int n)
         ws_wake(p, n);
 }
 
-void ws_park_wait(struct weft_pool *p)
+static uint64_t ws_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ws_park_wait(struct weft_pool *p, ws_worker *w)
 {
     /* Acquire pairs with the release increment in ws_wake. */
     uint32_t e = atomic_load_explicit(&p->park.epoch, memory_order_acquire);
     /* seq_cst pairs with ws_notify's RMW and ws_notify_after_rmw's load. */
     atomic_fetch_add_explicit(&p->park.sleepers, 1, memory_order_seq_cst);
-    if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p))
+    if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p)) {
+        WS_PROBE2(park, p, w->index);
+        ws_trace(w, WS_EV_PARK_BEGIN, 0, 0);
+        uint64_t t0 = WS_OBSERVE ? ws_clock_ns() : 0;
         ws_futex_wait(&p->park.epoch, e, 0);
+        WS_STAT(w, parks, 1);
+        WS_STAT(w, parked_ns, ws_clock_ns() - t0);
+        ws_trace(w, WS_EV_PARK_END, 0, 0);
+    }
     atomic_fetch_sub_explicit(&p->park.sleepers, 1, memory_order_relaxed);
+}
+
+uint64_t ws_now_ns(void)
+{
+    return ws_clock_ns();
 }
 
 void ws_publish(ws_worker *w, bool all)
 {
     int64_t n = wq_deque_publish(&w->deque, all);
-    if (n)
+    if (n) {
+        WS_STAT(w, publishes, n);
         ws_notify(w->pool, n < INT_MAX ? (int)n : INT_MAX);
+    }
 }
 
 void ws_after_push_slow(ws_worker *w)

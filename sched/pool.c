@@ -1,7 +1,7 @@
 /*
  * sched/pool.c — pools, workers, the worker loop, the default pool, fork.
  */
-#include "sched/ws.h"
+#include "sched/observe.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -15,6 +15,7 @@ _Thread_local ws_worker *ws_self WS_TLS;
 _Thread_local ws_flow *ws_cur_flow WS_TLS;
 _Thread_local char ws_token WS_TLS;
 uint64_t ws_fork_gen;
+static _Atomic(unsigned) ws_pool_seq; /* pools created so far: weft_pool.seq */
 
 /* Spin this many empty rounds (each a sweep of all victims) before parking,
  * then yield this many: a stream of tiny tasks keeps workers awake, a pool
@@ -42,7 +43,7 @@ bool ws_find_work(ws_worker *w, wq_item *out)
     if (WS_UNLIKELY(--w->inject_tick == 0)) {
         w->inject_tick = WS_INJECT_TICK;
         if (wq_inject_pop(&p->inject, out))
-            return true;
+            goto injected;
     }
     if (n > 1) {
         unsigned start = (unsigned)(ws_rand(w) % n);
@@ -52,14 +53,26 @@ bool ws_find_work(ws_worker *w, wq_item *out)
                 continue;
             for (int tries = 0; tries < 4; tries++) {
                 int r = wq_deque_steal(&v->deque, out);
-                if (r == WQ_STOLEN)
+                WS_STAT(w, steal_attempts, 1);
+                if (r == WQ_STOLEN) {
+                    WS_STAT(w, steals, 1);
+                    WS_PROBE3(steal, p, w->index, v->index);
+                    ws_trace(w, WS_EV_STEAL, v->index, 0);
                     return true;
+                }
                 if (r == WQ_EMPTY)
                     break;
             }
         }
     }
-    return wq_inject_pop(&p->inject, out);
+    if (!wq_inject_pop(&p->inject, out))
+        return false;
+injected:
+    /* Spawned by a thread that is no worker of this pool: counted here. */
+    WS_STAT(w, injected, 1);
+    WS_STAT(w, tasks_spawned, 1);
+    ws_trace(w, WS_EV_INJECT, 0, 0);
+    return true;
 }
 
 /* Called where a worker returns into the scheduler from a task: in a
@@ -91,19 +104,30 @@ bool ws_help(ws_worker *w)
     return true;
 }
 
+/* Time spent searching without finding (spin_ns): from the first empty
+ * search until work is found or the worker parks. */
+static inline void ws_spin_end(ws_worker *w, unsigned idle, uint64_t since)
+{
+    if (WS_OBSERVE && idle)
+        WS_STAT(w, spin_ns, ws_now_ns() - since);
+}
+
 static void ws_worker_loop(ws_worker *w)
 {
     struct weft_pool *p = w->pool;
     unsigned idle = 0;
+    uint64_t since = 0;
     for (;;) {
         wq_item it;
         ws_check_forked(w);
         if (ws_take(w, &it)) {
+            ws_spin_end(w, idle, since);
             ws_run(w, &it, true);
             idle = 0;
             continue;
         }
         if (ws_find_work(w, &it)) {
+            ws_spin_end(w, idle, since);
             ws_run(w, &it, false);
             idle = 0;
             continue;
@@ -111,6 +135,8 @@ static void ws_worker_loop(ws_worker *w)
         /* Acquire pairs with the seq_cst store in weft_pool_destroy. */
         if (atomic_load_explicit(&p->stopping, memory_order_acquire))
             return;
+        if (WS_OBSERVE && idle == 0)
+            since = ws_now_ns();
         idle++;
         if (idle < WS_SPIN_ROUNDS) {
             for (int i = 0; i < 32; i++)
@@ -118,7 +144,9 @@ static void ws_worker_loop(ws_worker *w)
         } else if (idle < WS_SPIN_ROUNDS + WS_YIELD_ROUNDS) {
             sched_yield();
         } else {
-            ws_park_wait(p);
+            ws_spin_end(w, idle, since);
+            ws_park_wait(p, w);
+            since = WS_OBSERVE ? ws_now_ns() : 0;
             idle = WS_SPIN_ROUNDS; /* woken: look around, yield, then sleep again */
         }
     }
@@ -139,7 +167,12 @@ static void *ws_worker_main(void *arg)
     char here;
     w->nest_limit = (uintptr_t)&here - w->pool->stack_size / 2;
 
+    struct weft_pool *p = w->pool;
+    if (p->on_worker_start)
+        p->on_worker_start(p, w->index, p->worker_arg);
     ws_worker_loop(w);
+    if (p->on_worker_stop)
+        p->on_worker_stop(p, w->index, p->worker_arg);
     return NULL;
 }
 
@@ -285,6 +318,10 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     p->nworkers = n;
     p->flags = cfg->flags;
     p->stack_size = stack;
+    p->on_worker_start = cfg->on_worker_start;
+    p->on_worker_stop = cfg->on_worker_stop;
+    p->worker_arg = cfg->worker_arg;
+    p->seq = atomic_fetch_add_explicit(&ws_pool_seq, 1, memory_order_relaxed);
     p->fork_gen = ws_fork_gen;
     snprintf(p->name, sizeof p->name, "%s", cfg->name && *cfg->name ? cfg->name : "weft");
     /* Leave room for "-<index>" in the 15-character thread name. */
@@ -329,6 +366,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         }
     }
 
+    ws_trace_from_env(p); /* before the workers start: they see its buffers */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     err = pthread_attr_setstacksize(&attr, stack);
@@ -347,6 +385,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         }
     }
     pthread_attr_destroy(&attr);
+    WS_PROBE2(pool_create, p, n);
     *out = p;
     return 0;
 }
@@ -395,6 +434,10 @@ static int ws_pool_destroy(struct weft_pool *p)
         return EBUSY;
     }
     ws_pool_stop(p, p->nworkers);
+    /* The workers are joined: the counters are final and the trace whole. */
+    ws_stats_report(p, "destroyed");
+    ws_trace_destroy(p);
+    WS_PROBE1(pool_destroy, p);
     ws_pool_free(p);
     return 0;
 }
@@ -455,6 +498,19 @@ __attribute__((constructor)) static void ws_init(void)
     pthread_atfork(ws_atfork_prepare, ws_atfork_parent, ws_atfork_child);
 }
 
+/* $WEFT_STATS and $WEFT_TRACE: the default pool's counters and trace when
+ * the process exits (it is never destroyed unless
+ * weft_default_pool_shutdown is called). */
+static void ws_default_at_exit(void)
+{
+    struct weft_pool *p = atomic_load_explicit(&ws_default, memory_order_acquire);
+    if (p && ws_pool_usable(p)) {
+        ws_stats_report(p, "at exit");
+        if (p->tracing)
+            weft_trace_stop(p);
+    }
+}
+
 struct weft_pool *ws_default_pool(int *err)
 {
     /* Acquire pairs with the release store below: a thread that sees the
@@ -471,6 +527,9 @@ struct weft_pool *ws_default_pool(int *err)
         if (*err == 0) {
             p->is_default = true;
             atomic_store_explicit(&ws_default, p, memory_order_release);
+            static bool at_exit_armed;
+            if (!at_exit_armed && (getenv("WEFT_STATS") || getenv("WEFT_TRACE")))
+                at_exit_armed = atexit(ws_default_at_exit) == 0;
         }
     }
     pthread_mutex_unlock(&ws_default_lock);

@@ -49,6 +49,27 @@ typedef struct ws_park {
     _Atomic(uint32_t) sleepers;
 } ws_park;
 
+/* ---- per-worker counters (weft_stats; sched/stats.c) --------------------
+ * Written by the worker alone with relaxed loads and stores (no RMW), on
+ * lines of its own; read by weft_pool_stats from any thread. */
+typedef struct ws_stats {
+    _Alignas(WQ_CACHELINE) _Atomic(uint64_t) tasks_run;
+    _Atomic(uint64_t) tasks_spawned;
+    _Atomic(uint64_t) tasks_skipped;
+    _Atomic(uint64_t) steals;
+    _Atomic(uint64_t) steal_attempts;
+    _Atomic(uint64_t) injected;
+    _Atomic(uint64_t) publishes;
+    _Atomic(uint64_t) parks;
+    _Atomic(uint64_t) wakeups;
+    _Atomic(uint64_t) parked_ns;
+    _Atomic(uint64_t) spin_ns;
+    _Atomic(uint64_t) max_deque;
+    int64_t           depth_hint; /* plain: max_deque as the owner last set it */
+} ws_stats;
+
+struct ws_trace_buf;
+
 /* ---- workers and pools ------------------------------------------------- */
 typedef struct ws_worker {
     wq_deque          deque;
@@ -64,6 +85,10 @@ typedef struct ws_worker {
     bool              others;     /* the pool has other workers (thieves) */
     bool              with_ctx;   /* the pool carries context snapshots */
     pthread_t         thread;
+    /* The trace buffer this worker records into, or NULL (sched/trace.c):
+     * set by weft_trace_start/stop (release/relaxed), read by the worker. */
+    _Atomic(struct ws_trace_buf *) trace;
+    ws_stats          stats;
 } ws_worker;
 
 struct weft_pool {
@@ -74,6 +99,13 @@ struct weft_pool {
     ws_worker **workers;
     bool        is_default;
     char        name[16];
+    unsigned    seq;        /* creation order in the process, from 0 */
+    void (*on_worker_start)(weft_pool *pool, unsigned worker, void *arg);
+    void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *arg);
+    void       *worker_arg;
+    struct ws_trace_session *tracing; /* the trace session, or NULL (sched/trace.c) */
+    struct ws_trace_buf *trace_retired; /* ended sessions' buffers, freed at destroy */
+    _Atomic(int) trace_busy;  /* a start or stop is running */
 
     ws_park park;
 
@@ -173,7 +205,8 @@ static inline void ws_hook(int point, ws_flow *f)
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
-void ws_park_wait(struct weft_pool *p);            /* a worker of p: sleep if idle */
+void ws_park_wait(struct weft_pool *p, ws_worker *w); /* worker w of p: sleep if idle */
+uint64_t ws_now_ns(void);                          /* CLOCK_MONOTONIC */
 bool ws_pool_usable(const struct weft_pool *p);
 void ws_check_forked(const ws_worker *w);          /* exits a fork child that got here */
 bool ws_flow_is_canceled(ws_flow *f);

@@ -1,0 +1,151 @@
+/*
+ * sched/observe.h — what the scheduler tells an observer: per-worker
+ * counters (weft_pool_stats, sched/stats.c), USDT probes (provider "weft",
+ * <sys/sdt.h>) and the timeline trace (sched/trace.c). All of it is
+ * compiled out with -DWEFT_NO_OBSERVE (CMake: -DWEFT_OBSERVE=OFF).
+ *
+ * Costs on the hot paths, when compiled in: a counter is a relaxed load and
+ * store on the worker's own stats line (no RMW, no fence); a probe is one
+ * nop whose arguments are values the code has at hand (no semaphores: none
+ * costs anything to compute); a trace hook, with tracing off, is one load
+ * of the worker's trace pointer and an untaken branch.
+ *
+ * Who may call: every function here is for the worker w itself (the thread
+ * running w's loop), except where it says otherwise.
+ */
+#ifndef WEFT_SCHED_OBSERVE_H
+#define WEFT_SCHED_OBSERVE_H
+
+#include "sched/ws.h"
+
+#ifdef WEFT_NO_OBSERVE
+#define WS_OBSERVE 0
+#else
+#define WS_OBSERVE 1
+#endif
+
+/* ---- USDT probes ------------------------------------------------------- */
+#if WS_OBSERVE && defined(__has_include)
+#if __has_include(<sys/sdt.h>)
+#include <sys/sdt.h>
+#define WS_HAVE_PROBES 1
+#endif
+#endif
+#ifndef WS_HAVE_PROBES
+#define WS_HAVE_PROBES 0
+#endif
+
+#if WS_HAVE_PROBES
+#define WS_PROBE1(name, a) DTRACE_PROBE1(weft, name, a)
+#define WS_PROBE2(name, a, b) DTRACE_PROBE2(weft, name, a, b)
+#define WS_PROBE3(name, a, b, c) DTRACE_PROBE3(weft, name, a, b, c)
+#define WS_PROBE4(name, a, b, c, d) DTRACE_PROBE4(weft, name, a, b, c, d)
+#define WS_PROBE5(name, a, b, c, d, e) DTRACE_PROBE5(weft, name, a, b, c, d, e)
+#else
+#define WS_PROBE1(name, a) ((void)0)
+#define WS_PROBE2(name, a, b) ((void)0)
+#define WS_PROBE3(name, a, b, c) ((void)0)
+#define WS_PROBE4(name, a, b, c, d) ((void)0)
+#define WS_PROBE5(name, a, b, c, d, e) ((void)0)
+#endif
+
+/* ---- counters ---------------------------------------------------------- */
+#if WS_OBSERVE
+static inline void ws_stat_add_(_Atomic(uint64_t) *c, uint64_t n)
+{
+    /* Relaxed load and store: only the worker writes its counters. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+#define WS_STAT(w, field, n) ws_stat_add_(&(w)->stats.field, (uint64_t)(n))
+
+void ws_stat_depth_slow(ws_worker *w);
+
+/* After a push onto w's deque: counts the spawn, and the deque's depth
+ * when it may be a new maximum. */
+static inline void ws_stat_push(ws_worker *w)
+{
+    WS_STAT(w, tasks_spawned, 1);
+    if (WS_UNLIKELY(wq_deque_size_bound(&w->deque) > w->stats.depth_hint))
+        ws_stat_depth_slow(w);
+}
+#else
+#define WS_STAT(w, field, n) ((void)0)
+static inline void ws_stat_push(ws_worker *w)
+{
+    (void)w;
+}
+#endif
+
+/* ---- the timeline trace (sched/trace.c) -------------------------------- */
+enum {
+    WS_EV_TASK_BEGIN = 1, /* a: fn, b: flow (or join frame) */
+    WS_EV_TASK_END,       /* a: result */
+    WS_EV_STEAL,          /* a: victim index */
+    WS_EV_INJECT,         /* took an item from the injection queue */
+    WS_EV_PARK_BEGIN,
+    WS_EV_PARK_END,
+    WS_EV_FLOW_OPEN,      /* a: flow */
+    WS_EV_FLOW_CLOSE,     /* a: flow, b: result */
+};
+
+void ws_trace_record(struct ws_trace_buf *t, unsigned kind, uintptr_t a, uintptr_t b);
+
+static inline void ws_trace(ws_worker *w, unsigned kind, uintptr_t a, uintptr_t b)
+{
+#if WS_OBSERVE
+    /* Acquire pairs with the release store in weft_trace_start: we see the
+     * buffer it set up. */
+    struct ws_trace_buf *t = atomic_load_explicit(&w->trace, memory_order_acquire);
+    if (WS_UNLIKELY(t != NULL))
+        ws_trace_record(t, kind, a, b);
+#else
+    (void)w, (void)kind, (void)a, (void)b;
+#endif
+}
+
+/* Around a task function's call on worker w (flow: its flow, or for a
+ * join's offered half the join frame). The end counts it as run. */
+static inline void ws_task_begin(ws_worker *w, weft_fn fn, const void *flow)
+{
+    WS_PROBE4(task_begin, w->pool, w->index, flow, fn);
+    ws_trace(w, WS_EV_TASK_BEGIN, (uintptr_t)fn, (uintptr_t)flow);
+}
+
+static inline void ws_task_end(ws_worker *w, weft_fn fn, const void *flow, int r)
+{
+    WS_STAT(w, tasks_run, 1);
+    WS_PROBE5(task_end, w->pool, w->index, flow, fn, r);
+    ws_trace(w, WS_EV_TASK_END, (uintptr_t)(intptr_t)r, 0);
+}
+
+/* After w pushed a task of flow f (weft_spawn). */
+static inline void ws_spawned(ws_worker *w, const void *f, weft_fn fn)
+{
+    ws_stat_push(w);
+    WS_PROBE4(spawn, w->pool, w->index, f, fn);
+}
+
+/* w opened flow f / closed it with result r (its owner's open and close). */
+static inline void ws_flow_opened(ws_worker *w, const void *f)
+{
+    WS_PROBE3(flow_open, w->pool, w->index, f);
+    ws_trace(w, WS_EV_FLOW_OPEN, (uintptr_t)f, 0);
+}
+
+static inline void ws_flow_closed(ws_worker *w, const void *f, int r)
+{
+    WS_PROBE4(flow_close, w->pool, w->index, f, r);
+    ws_trace(w, WS_EV_FLOW_CLOSE, (uintptr_t)f, (uintptr_t)(intptr_t)r);
+}
+
+/* Any thread: starts the trace $WEFT_TRACE asks for, if any, on a new pool
+ * (pool.c, before the workers start). */
+void ws_trace_from_env(struct weft_pool *p);
+/* Any thread: ends p's trace, if any, and frees every buffer; at destroy,
+ * after the workers were joined. */
+void ws_trace_destroy(struct weft_pool *p);
+/* Prints p's counters to stderr when $WEFT_STATS asks (pool.c, destroy). */
+void ws_stats_report(const struct weft_pool *p, const char *when);
+
+#endif /* WEFT_SCHED_OBSERVE_H */

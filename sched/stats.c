@@ -1,0 +1,112 @@
+/*
+ * sched/stats.c — per-worker counters: weft_pool_stats, and the report
+ * $WEFT_STATS asks for.
+ */
+#include "sched/observe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if WS_OBSERVE
+void ws_stat_depth_slow(ws_worker *w)
+{
+    int64_t n = wq_deque_size(&w->deque);
+    if (n > w->stats.depth_hint) {
+        w->stats.depth_hint = n;
+        atomic_store_explicit(&w->stats.max_deque, (uint64_t)n, memory_order_relaxed);
+    }
+}
+#endif
+
+/* Relaxed loads: each counter is written by one worker with relaxed stores,
+ * so each value read is one the counter really had during the call. */
+static void ws_stats_read(const ws_worker *w, weft_stats *out)
+{
+#define WS_READ(f) out->f = atomic_load_explicit(&w->stats.f, memory_order_relaxed)
+    /* tasks_run before tasks_spawned and tasks_skipped: a worker counts a
+     * spawn before the task can run, so on one worker run never exceeds
+     * spawned in what we return. */
+    WS_READ(tasks_run);
+    WS_READ(tasks_skipped);
+    WS_READ(tasks_spawned);
+    WS_READ(steals);
+    WS_READ(steal_attempts);
+    WS_READ(injected);
+    WS_READ(publishes);
+    WS_READ(parks);
+    WS_READ(wakeups);
+    WS_READ(parked_ns);
+    WS_READ(spin_ns);
+    WS_READ(max_deque);
+#undef WS_READ
+}
+
+int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
+{
+    if (!pool || !out || worker < -1 || (worker >= 0 && (unsigned)worker >= pool->nworkers))
+        return EINVAL;
+#if !WS_OBSERVE
+    memset(out, 0, sizeof *out);
+    return ENOTSUP;
+#else
+    if (worker >= 0) {
+        ws_stats_read(pool->workers[worker], out);
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        weft_stats s;
+        ws_stats_read(pool->workers[i], &s);
+        out->tasks_run += s.tasks_run;
+        out->tasks_spawned += s.tasks_spawned;
+        out->tasks_skipped += s.tasks_skipped;
+        out->steals += s.steals;
+        out->steal_attempts += s.steal_attempts;
+        out->injected += s.injected;
+        out->publishes += s.publishes;
+        out->parks += s.parks;
+        out->parked_ns += s.parked_ns;
+        out->spin_ns += s.spin_ns;
+        if (s.max_deque > out->max_deque)
+            out->max_deque = s.max_deque;
+    }
+    /* Every wake-up sent to this pool, by its workers and by any other
+     * thread: each is one increment of the futex word (ws_wake), less the
+     * one a destroy makes. */
+    out->wakeups = atomic_load_explicit(&pool->park.epoch, memory_order_relaxed);
+    return 0;
+#endif
+}
+
+static void ws_stats_line(const char *who, const weft_stats *s)
+{
+    fprintf(stderr,
+            "  %-6s %10llu %10llu %8llu %8llu %9llu %8llu %9llu %7llu %8llu %10.1f %9.1f %9llu\n",
+            who, (unsigned long long)s->tasks_run, (unsigned long long)s->tasks_spawned,
+            (unsigned long long)s->tasks_skipped, (unsigned long long)s->steals,
+            (unsigned long long)s->steal_attempts, (unsigned long long)s->injected,
+            (unsigned long long)s->publishes, (unsigned long long)s->parks,
+            (unsigned long long)s->wakeups, s->parked_ns / 1e6, s->spin_ns / 1e6,
+            (unsigned long long)s->max_deque);
+}
+
+void ws_stats_report(const struct weft_pool *p, const char *when)
+{
+    const char *env = getenv("WEFT_STATS");
+    if (!WS_OBSERVE || !env || !*env || strcmp(env, "0") == 0)
+        return;
+    weft_stats s;
+    fprintf(stderr, "weft stats: pool \"%s\" (%u workers), %s\n", p->name, p->nworkers, when);
+    fprintf(stderr, "  %-6s %10s %10s %8s %8s %9s %8s %9s %7s %8s %10s %9s %9s\n", "worker",
+            "tasks_run", "spawned", "skipped", "steals", "attempts", "injected", "publishes",
+            "parks", "wakeups", "parked_ms", "spin_ms", "max_deque");
+    weft_pool_stats(p, -1, &s);
+    ws_stats_line("all", &s);
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        char who[16];
+        snprintf(who, sizeof who, "%u", i);
+        weft_pool_stats(p, (int)i, &s);
+        ws_stats_line(who, &s);
+    }
+}
