@@ -12,6 +12,8 @@
  *   --workers=1,2,...    worker counts (default 1, 2 and nproc if larger)
  *   --meta-out=FILE      write the machine's load before/after and the CPU
  *                        other processes used during the run (JSON)
+ *   --iterations=N       every benchmark runs N iterations instead of as many
+ *                        as fit in its minimum time (bench/run --trace: 1)
  *   --idle-child RT W S  internal: measure idle CPU of runtime RT with W
  *                        workers over S seconds in this fresh process, print it
  *
@@ -63,6 +65,7 @@ struct Config {
     double   idle_seconds = 1.0;
     size_t   deque_n = 1u << 22;
     double   min_time = 0.2;
+    int      iterations = 0; /* --iterations=N; 0: by min_time */
 
     void make_quick()
     {
@@ -151,6 +154,8 @@ benchmark::internal::Benchmark *reg(const std::string &workload, const std::stri
         b->UseManualTime();
     if (iters > 0)
         b->Iterations(iters);
+    else if (cfg.iterations > 0)
+        b->Iterations(cfg.iterations);
     else
         b->MinTime(cfg.min_time);
     b->Unit(benchmark::kMillisecond);
@@ -816,6 +821,8 @@ int main(int argc, char **argv)
             workers_opt = argv[i] + 10;
         else if (!std::strncmp(argv[i], "--meta-out=", 11))
             meta_out = argv[i] + 11;
+        else if (!std::strncmp(argv[i], "--iterations=", 13))
+            cfg.iterations = std::max(0, std::atoi(argv[i] + 13));
         else
             rest.push_back(argv[i]);
     }

@@ -446,3 +446,20 @@ double idle_weft(unsigned workers, double seconds)
     weft_pool_destroy(p);
     return cpu;
 }
+
+/* ---- names for the timeline trace ------------------------------------------------------------------ */
+
+/* A weft trace names a task after its function when the dynamic symbol
+ * table has it (dladdr). The tasks above stay static, so that the code
+ * measured is what it always was; these global aliases (weft_bench links
+ * with -rdynamic) give them names in a trace (bench/run --trace). */
+#define WB_TRACE_NAME(fn) extern __typeof__(fn) wb_##fn __attribute__((alias(#fn)))
+WB_TRACE_NAME(fib_flow2_task);
+WB_TRACE_NAME(fib_flow1_task);
+WB_TRACE_NAME(fib_join_task);
+WB_TRACE_NAME(nq_task);
+WB_TRACE_NAME(uts_task);
+WB_TRACE_NAME(sky_task);
+WB_TRACE_NAME(ms_task);
+WB_TRACE_NAME(tiny_task);
+WB_TRACE_NAME(wake_task);

@@ -158,8 +158,9 @@ typedef struct weft_stats {
     uint64_t parked_ns;      /* time spent asleep */
     uint64_t spin_ns;        /* time spent searching without finding, before
                                 finding work or going to sleep */
-    uint64_t max_deque;      /* the deepest the deque got (the pool's sum:
-                                the deepest of all) */
+    uint64_t max_deque;      /* the deepest the deque got, as seen when a
+                                flow's opener closes it and at pushes that
+                                publish (the pool's sum: the deepest of all) */
 } weft_stats;
 
 /* worker -1: the sum over the pool's workers; 0..n-1: one worker. A read

@@ -385,6 +385,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         err = wq_deque_put(&w->deque, &it);
         if (!err) {
             ws_spawned(w, f, fn);
+            ws_stat_depth(w); /* the slow path: the array may have grown */
             ws_after_push(w);
             return 0;
         }
@@ -688,6 +689,7 @@ int weft_flow_close(weft_flow *flow)
                     atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN))
         return ws_close_other(f, w);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
+    ws_stat_depth(w); /* the deque is deepest when its spawner closes */
     /* Nothing canceled, all run here, nothing outstanding from a thief or
      * another thread, nothing pinned: done. The state load is acquire
      * (pairs with the release decrements in ws_flow_uncount): REMOTE

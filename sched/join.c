@@ -64,6 +64,7 @@ __attribute__((noinline)) static int ws_join_rest(ws_worker *w, ws_join_frame *j
 {
     const uintptr_t tag = (uintptr_t)jf | WS_JOIN;
     wq_item got;
+    WS_STAT(w, tasks_spawned, 1); /* a, offered: run below or by a thief */
     while (wq_deque_bottom(&w->deque) > mark && ws_take(w, &got)) {
         if (got.w[2] == tag) {
             ws_task_begin(w, a, jf);
@@ -138,7 +139,7 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
         ws_join_scope_end(s, own, ctx);
         return ra ? ra : rb;
     }
-    ws_spawned(w, &jf, a);
+    WS_PROBE4(spawn, w->pool, w->index, &jf, a);
     ws_after_push(w);
 
     int rb = b(arg_b);
@@ -151,7 +152,7 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
                   wq_deque_drop_private(d))) {
         ws_task_begin(w, a, &jf);
         int ra = a(arg_a);
-        ws_task_end(w, a, &jf, ra);
+        ws_join_inline_end(w, a, &jf, ra);
         ws_join_scope_end(s, own, ctx);
         return ra ? ra : rb;
     }

@@ -6,9 +6,10 @@
  *
  * Costs on the hot paths, when compiled in: a counter is a relaxed load and
  * store on the worker's own stats line (no RMW, no fence); a probe is one
- * nop whose arguments are values the code has at hand (no semaphores: none
- * costs anything to compute); a trace hook, with tracing off, is one load
- * of the worker's trace pointer and an untaken branch.
+ * nop whose arguments are values at hand or loads from the worker's own
+ * line (none costs more, so no probe needs a semaphore); a trace hook, with
+ * tracing off, is one load of the worker's trace pointer and an untaken
+ * branch.
  *
  * Who may call: every function here is for the worker w itself (the thread
  * running w's loop), except where it says otherwise.
@@ -36,17 +37,23 @@
 #endif
 
 #if WS_HAVE_PROBES
+/* Inline probes: a nop, and its arguments where the code has them (loads
+ * of the pool and the worker's index from the worker's own line at most).
+ * Semaphores were measured and cost more here: their test, and the call to
+ * an out-of-line probe behind it, made every instrumented function set up
+ * a frame (callgrind, fib through flows: +6% instructions over these). */
 #define WS_PROBE1(name, a) DTRACE_PROBE1(weft, name, a)
 #define WS_PROBE2(name, a, b) DTRACE_PROBE2(weft, name, a, b)
 #define WS_PROBE3(name, a, b, c) DTRACE_PROBE3(weft, name, a, b, c)
 #define WS_PROBE4(name, a, b, c, d) DTRACE_PROBE4(weft, name, a, b, c, d)
 #define WS_PROBE5(name, a, b, c, d, e) DTRACE_PROBE5(weft, name, a, b, c, d, e)
 #else
-#define WS_PROBE1(name, a) ((void)0)
-#define WS_PROBE2(name, a, b) ((void)0)
-#define WS_PROBE3(name, a, b, c) ((void)0)
-#define WS_PROBE4(name, a, b, c, d) ((void)0)
-#define WS_PROBE5(name, a, b, c, d, e) ((void)0)
+/* The arguments are still "used", so that no build warns about them. */
+#define WS_PROBE1(name, a) ((void)(a))
+#define WS_PROBE2(name, a, b) ((void)(a), (void)(b))
+#define WS_PROBE3(name, a, b, c) ((void)(a), (void)(b), (void)(c))
+#define WS_PROBE4(name, a, b, c, d) ((void)(a), (void)(b), (void)(c), (void)(d))
+#define WS_PROBE5(name, a, b, c, d, e) ((void)(a), (void)(b), (void)(c), (void)(d), (void)(e))
 #endif
 
 /* ---- counters ---------------------------------------------------------- */
@@ -61,17 +68,28 @@ static inline void ws_stat_add_(_Atomic(uint64_t) *c, uint64_t n)
 
 void ws_stat_depth_slow(ws_worker *w);
 
-/* After a push onto w's deque: counts the spawn, and the deque's depth
- * when it may be a new maximum. */
+/* After a push onto w's deque by weft_spawn: counts the spawn. (The depth,
+ * max_deque, is looked at where a push takes its slow path and where an
+ * owner closes its flow, the deque's deepest moment in a spawn-then-close:
+ * not on every push.) */
 static inline void ws_stat_push(ws_worker *w)
 {
     WS_STAT(w, tasks_spawned, 1);
-    if (WS_UNLIKELY(wq_deque_size_bound(&w->deque) > w->stats.depth_hint))
+}
+
+/* Where a push took a slow path: records the depth if it is a new max. */
+static inline void ws_stat_depth(ws_worker *w)
+{
+    if (wq_deque_size_bound(&w->deque) > w->stats.depth_hint)
         ws_stat_depth_slow(w);
 }
 #else
-#define WS_STAT(w, field, n) ((void)0)
+#define WS_STAT(w, field, n) ((void)(w), (void)sizeof(n)) /* n not evaluated */
 static inline void ws_stat_push(ws_worker *w)
+{
+    (void)w;
+}
+static inline void ws_stat_depth(ws_worker *w)
 {
     (void)w;
 }
@@ -115,6 +133,16 @@ static inline void ws_task_begin(ws_worker *w, weft_fn fn, const void *flow)
 static inline void ws_task_end(ws_worker *w, weft_fn fn, const void *flow, int r)
 {
     WS_STAT(w, tasks_run, 1);
+    WS_PROBE5(task_end, w->pool, w->index, flow, fn, r);
+    ws_trace(w, WS_EV_TASK_END, (uintptr_t)(intptr_t)r, 0);
+}
+
+/* ws_task_end for a join's offered half that its joiner took back at once
+ * (weft_join's fast path): one counter stands for both its spawn and its
+ * run, which weft_pool_stats adds to each. */
+static inline void ws_join_inline_end(ws_worker *w, weft_fn fn, const void *flow, int r)
+{
+    WS_STAT(w, joins_inline, 1);
     WS_PROBE5(task_end, w->pool, w->index, flow, fn, r);
     ws_trace(w, WS_EV_TASK_END, (uintptr_t)(intptr_t)r, 0);
 }

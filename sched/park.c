@@ -132,6 +132,7 @@ void ws_publish(ws_worker *w, bool all)
 void ws_after_push_slow(ws_worker *w)
 {
     wq_deque *d = &w->deque;
+    ws_stat_depth(w);
     /* Relaxed: only a hint for how much to publish. What keeps the promise
      * is that every publish notifies (ws_publish), and that with other
      * workers around a push leaves a stealable item (the shared-empty

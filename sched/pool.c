@@ -108,8 +108,12 @@ bool ws_help(ws_worker *w)
  * search until work is found or the worker parks. */
 static inline void ws_spin_end(ws_worker *w, unsigned idle, uint64_t since)
 {
-    if (WS_OBSERVE && idle)
+#if WS_OBSERVE
+    if (idle)
         WS_STAT(w, spin_ns, ws_now_ns() - since);
+#else
+    (void)w, (void)idle, (void)since;
+#endif
 }
 
 static void ws_worker_loop(ws_worker *w)

@@ -19,6 +19,7 @@ void ws_stat_depth_slow(ws_worker *w)
 }
 #endif
 
+#if WS_OBSERVE
 /* Relaxed loads: each counter is written by one worker with relaxed stores,
  * so each value read is one the counter really had during the call. */
 static void ws_stats_read(const ws_worker *w, weft_stats *out)
@@ -39,8 +40,12 @@ static void ws_stats_read(const ws_worker *w, weft_stats *out)
     WS_READ(parked_ns);
     WS_READ(spin_ns);
     WS_READ(max_deque);
+    uint64_t inline_joins = atomic_load_explicit(&w->stats.joins_inline, memory_order_relaxed);
+    out->tasks_run += inline_joins;
+    out->tasks_spawned += inline_joins;
 #undef WS_READ
 }
+#endif
 
 int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
 {

@@ -65,6 +65,7 @@ typedef struct ws_stats {
     _Atomic(uint64_t) parked_ns;
     _Atomic(uint64_t) spin_ns;
     _Atomic(uint64_t) max_deque;
+    _Atomic(uint64_t) joins_inline; /* both a spawn and a run (observe.h) */
     int64_t           depth_hint; /* plain: max_deque as the owner last set it */
 } ws_stats;
 
