@@ -170,9 +170,10 @@ static inline void ws_flow_closed(ws_worker *w, const void *f, int r)
 /* Any thread: starts the trace $WEFT_TRACE asks for, if any, on a new pool
  * (pool.c, before the workers start). */
 void ws_trace_from_env(struct weft_pool *p);
-/* Any thread: ends p's trace, if any, and frees every buffer; at destroy,
- * after the workers were joined. */
-void ws_trace_destroy(struct weft_pool *p);
+/* Any thread, once p's workers were joined (or never started): ends p's
+ * trace, if any, writing its file when write is true, and frees every
+ * buffer. */
+void ws_trace_destroy(struct weft_pool *p, bool write);
 /* Prints p's counters to stderr when $WEFT_STATS asks (pool.c, destroy). */
 void ws_stats_report(const struct weft_pool *p, const char *when);
 

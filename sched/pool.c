@@ -267,6 +267,7 @@ static int ws_env_workers(unsigned *n)
 
 static void ws_pool_free(struct weft_pool *p)
 {
+    ws_trace_destroy(p, false); /* nothing left but on a failed create */
     if (p->workers) {
         for (unsigned i = 0; i < p->nworkers; i++) {
             if (p->workers[i]) {
@@ -440,7 +441,7 @@ static int ws_pool_destroy(struct weft_pool *p)
     ws_pool_stop(p, p->nworkers);
     /* The workers are joined: the counters are final and the trace whole. */
     ws_stats_report(p, "destroyed");
-    ws_trace_destroy(p);
+    ws_trace_destroy(p, true);
     WS_PROBE1(pool_destroy, p);
     ws_pool_free(p);
     return 0;

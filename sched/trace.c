@@ -328,10 +328,20 @@ int weft_trace_stop(weft_pool *p)
     return err;
 }
 
-void ws_trace_destroy(struct weft_pool *p)
+void ws_trace_destroy(struct weft_pool *p, bool write)
 {
-    if (p->tracing)
-        ws_trace_write(p, p->tracing);
+    ws_trace_session *t = p->tracing;
+    if (t && write) {
+        ws_trace_write(p, t); /* retires the buffers */
+    } else if (t) {
+        /* A pool whose creation failed after its trace began: no file. */
+        for (unsigned i = 0; i < p->nworkers; i++)
+            free(t->bufs[i]);
+        free(t->bufs);
+        free(t->path);
+        free(t);
+        p->tracing = NULL;
+    }
     while (p->trace_retired) {
         struct ws_trace_buf *b = p->trace_retired;
         p->trace_retired = b->retired_next;
