@@ -139,7 +139,8 @@ static inline void ws_task_end(ws_worker *w, weft_fn fn, const void *flow, int r
 
 /* ws_task_end for a join's offered half that its joiner took back at once
  * (weft_join's fast path): one counter stands for both its spawn and its
- * run, which weft_pool_stats adds to each. */
+ * run, which weft_pool_stats adds to each. (Loading the trace pointer once
+ * for both ends of the span measured more: it must live across the call.) */
 static inline void ws_join_inline_end(ws_worker *w, weft_fn fn, const void *flow, int r)
 {
     WS_STAT(w, joins_inline, 1);
