@@ -109,7 +109,8 @@ WEFT_API int weft_pool_create(weft_pool **pool, const weft_pool_config *cfg);
  * cannot be destroyed (EINVAL).
  * fork() inside a task: the child may go on running that task; when the
  * task returns to weft in the child (or waits in a close or join there),
- * the child exits with status 0, as a thread whose pool is gone. */
+ * the child exits with status 0 as _exit does (no atexit handlers, no
+ * flush of the stdio buffers it copied from the parent). */
 WEFT_API int weft_pool_destroy(weft_pool *pool);
 
 /* The number of workers; 0 for NULL. */

@@ -319,6 +319,7 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
          * the workers (stopping) and we fail; if it saw one it backs off
          * (closing clears) and we go on. Opening while destroying a pool
          * without any flow open is the caller's race. */
+        /* Acquire pairs with ws_pool_stop's seq_cst store of stopping. */
         if (atomic_load_explicit(&pool->stopping, memory_order_acquire)) {
             atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_relaxed);
             return EINVAL;
@@ -596,20 +597,23 @@ static inline void ws_flow_hand_over(ws_flow *f)
 
 static int ws_flow_finish(ws_flow *f)
 {
-    if (f->owner)
-        ws_count_open(f->owner, -1); /* we are the owner */
-    else
-        atomic_fetch_sub_explicit(&f->pool->ext_open, 1, memory_order_release);
+    struct weft_pool *pool = f->pool;
     if (f->flags & WS_FLOW_PIN_OWNED)
         wctx_release(f->ctx_pin);
     int err = atomic_load_explicit(&f->error, memory_order_relaxed);
-    if (!err && ws_flow_is_canceled(f))
+    if (!err && ws_flow_is_canceled(f)) /* reads the pool's epoch */
         err = ECANCELED;
-    if (f->owner)
-        ws_flow_closed(f->owner, f, err);
-    else
-        WS_PROBE4(flow_close, f->pool, -1, f, err);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
+    if (f->owner) {
+        ws_flow_closed(f->owner, f, err);
+        ws_count_open(f->owner, -1); /* we are the owner */
+    } else {
+        WS_PROBE4(flow_close, pool, -1, f, err);
+        /* Release pairs with weft_pool_destroy's seq_cst load of ext_open.
+         * Our last touch of the pool: a destroy that sees the count drop
+         * may free it at once. */
+        atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_release);
+    }
     return err;
 }
 

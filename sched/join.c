@@ -64,6 +64,7 @@ __attribute__((noinline)) static int ws_join_rest(ws_worker *w, ws_join_frame *j
 {
     const uintptr_t tag = (uintptr_t)jf | WS_JOIN;
     wq_item got;
+    ws_check_forked(w); /* b forked: the child must not run a or b's items */
     WS_STAT(w, tasks_spawned, 1); /* a, offered: run below or by a thief */
     while (wq_deque_bottom(&w->deque) > mark && ws_take(w, &got)) {
         if (got.w[2] == tag) {
@@ -143,6 +144,7 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
     ws_after_push(w);
 
     int rb = b(arg_b);
+    ws_check_forked(w); /* b forked: the child must not run a (one compare) */
     if (s)
         wctx_reset(s, ctx);
     /* The common case: a is still our newest, private item (nothing was

@@ -78,13 +78,14 @@ injected:
 /* Called where a worker returns into the scheduler from a task: in a
  * child of fork() (the task forked and returned) the pool has no other
  * workers and never will, so waiting or looking for work would hang or
- * run the parent's tasks a second time. The thread ends instead, as a
- * worker thread whose pool stopped does; being the child's only thread,
- * the child exits with status 0. */
+ * run the parent's tasks a second time. The child exits instead, with
+ * status 0 and as _exit does: without the atexit handlers and stdio
+ * buffers it copied from the parent, which are the parent's to run and
+ * flush. */
 void ws_check_forked(const ws_worker *w)
 {
     if (WS_UNLIKELY(ws_self != w))
-        exit(0);
+        _exit(0);
 }
 
 bool ws_help(ws_worker *w)
@@ -136,7 +137,7 @@ static void ws_worker_loop(ws_worker *w)
             idle = 0;
             continue;
         }
-        /* Acquire pairs with the seq_cst store in weft_pool_destroy. */
+        /* Acquire pairs with ws_pool_stop's seq_cst store of stopping. */
         if (atomic_load_explicit(&p->stopping, memory_order_acquire))
             return;
         if (WS_OBSERVE && idle == 0)
@@ -287,6 +288,8 @@ static void ws_pool_stop(struct weft_pool *p, unsigned started)
     /* seq_cst pairs with the sleepers' seq_cst check of stopping in
      * ws_park_wait; then wake every sleeper. */
     atomic_store_explicit(&p->stopping, 1, memory_order_seq_cst);
+    /* Pairs with the sleepers' acquire load of epoch in ws_park_wait: a
+     * worker between its load and its futex_wait returns at once. */
     atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_seq_cst);
     ws_futex_wake(&p->park.epoch, INT_MAX);
     for (unsigned i = 0; i < started; i++)
@@ -405,7 +408,9 @@ bool ws_pool_usable(const struct weft_pool *p)
  * idle for sure (the flow's tasks may be anywhere), so it stays. The loads
  * are relaxed: destroy saw ext_open at 0 (seq_cst), which happens after the
  * close of the external flow each task ran under, and so after every
- * close's count made by those tasks. */
+ * close's count made by those tasks. (A flow that on_worker_start or
+ * on_worker_stop opens and closes on its own thread is not under such a
+ * flow: a destroy racing with it may say EBUSY once.) */
 static bool ws_pool_flows_left(const struct weft_pool *p)
 {
     for (unsigned i = 0; i < p->nworkers; i++)
@@ -427,14 +432,19 @@ static int ws_pool_destroy(struct weft_pool *p)
              &p->closing, &expected, 1, memory_order_seq_cst, memory_order_relaxed);
          expected = 0) {
         /* Another destroy is deciding: with a flow open it will back off,
-         * and so do we; otherwise wait for its verdict. */
+         * and so do we; otherwise wait for its verdict. seq_cst pairs with
+         * the opener's increment (as below); acquire with ws_pool_stop. */
         if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0)
             return EBUSY;
         if (atomic_load_explicit(&p->stopping, memory_order_acquire))
             return EINVAL;
         sched_yield();
     }
+    /* seq_cst pairs with weft_flow_open's increment of ext_open (either
+     * it sees closing or we see its flow), and, as an acquire, with the
+     * release decrement at each external flow's close. */
     if (atomic_load_explicit(&p->ext_open, memory_order_seq_cst) != 0 || ws_pool_flows_left(p)) {
+        /* seq_cst pairs with the openers' seq_cst loads of closing. */
         atomic_store_explicit(&p->closing, 0, memory_order_seq_cst);
         return EBUSY;
     }
@@ -508,11 +518,11 @@ __attribute__((constructor)) static void ws_init(void)
  * weft_default_pool_shutdown is called). */
 static void ws_default_at_exit(void)
 {
+    /* Acquire pairs with the release store in ws_default_pool. */
     struct weft_pool *p = atomic_load_explicit(&ws_default, memory_order_acquire);
     if (p && ws_pool_usable(p)) {
         ws_stats_report(p, "at exit");
-        if (p->tracing)
-            weft_trace_stop(p);
+        weft_trace_stop(p); /* EINVAL, and nothing, when not tracing */
     }
 }
 
@@ -558,7 +568,7 @@ int weft_default_pool_shutdown(void)
          * (see weft.h). */
         atomic_store_explicit(&ws_default, NULL, memory_order_relaxed);
         err = ws_pool_destroy(p);
-        if (err)
+        if (err) /* release pairs with the acquire loads of ws_default */
             atomic_store_explicit(&ws_default, p, memory_order_release);
     }
     pthread_mutex_unlock(&ws_default_lock);

@@ -25,9 +25,9 @@ void ws_stat_depth_slow(ws_worker *w)
 static void ws_stats_read(const ws_worker *w, weft_stats *out)
 {
 #define WS_READ(f) out->f = atomic_load_explicit(&w->stats.f, memory_order_relaxed)
-    /* tasks_run before tasks_spawned and tasks_skipped: a worker counts a
-     * spawn before the task can run, so on one worker run never exceeds
-     * spawned in what we return. */
+    /* Each field on its own: relaxed loads give no order between fields
+     * (run may briefly read above spawned while tasks run); the sums are
+     * exact once the reader synchronized with the flows' closes. */
     WS_READ(tasks_run);
     WS_READ(tasks_skipped);
     WS_READ(tasks_spawned);

@@ -11,9 +11,10 @@
  * len read with acquire (pairing with the worker's release store): every
  * event below len is complete and visible. A worker that loaded the
  * pointer just before it was cleared may still write one event at len and
- * publish len + 1; that slot is not read, and the buffer is not freed
- * until the pool is destroyed (after its workers were joined), so the late
- * write lands in memory that is still the worker's.
+ * publish len + 1 (or a few more, if it keeps the pointer across a task);
+ * those slots are not read, and the buffer is not freed until the pool is
+ * destroyed (after its workers were joined), so late writes land in memory
+ * that is still the worker's.
  */
 #include "sched/observe.h"
 
@@ -135,13 +136,15 @@ static int ws_trace_begin(struct weft_pool *p, const char *path)
 static bool ws_trace_lock(struct weft_pool *p)
 {
     int unlocked = 0;
+    /* Acquire pairs with the release store in ws_trace_unlock: we see the
+     * previous holder's p->tracing. */
     return atomic_compare_exchange_strong_explicit(&p->trace_busy, &unlocked, 1,
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
 static void ws_trace_unlock(struct weft_pool *p)
 {
-    atomic_store_explicit(&p->trace_busy, 0, memory_order_release);
+    atomic_store_explicit(&p->trace_busy, 0, memory_order_release); /* see ws_trace_lock */
 }
 
 int weft_trace_start(weft_pool *p, const char *path)

@@ -247,8 +247,9 @@ static inline void ws_cpu_relax(void)
 
 /* The owner of w, after a push onto its own deque: whether there is more to
  * do than the push. A thief asked for a publish. Or, with other workers
- * around, the shared part is empty: keep "a non-empty deque has a
- * stealable item", as a worker that pushes and then runs a long task inline
+ * around, the shared part is empty: make the deque's work stealable right
+ * after the push (until a thief takes it), as a worker that pushes and then
+ * runs a long task inline
  * (the inline half of a join, say) must not hide all its work until its
  * next deque operation; this rarely fires in warm fork-join (the shared
  * item is the oldest, deep in the recursion), never on one worker. Or some

@@ -2,7 +2,9 @@
  * fork() inside a task, and the child returns from that task into weft (or
  * waits in a close or a join there): the child exits with status 0 instead
  * of parking forever in the dead pool's worker loop (it hung before), and
- * never runs the parent's other tasks a second time. The parent's pool
+ * never runs the parent's other tasks a second time (also when the fork
+ * is in the inline half of a weft_join: the other half is not run in the
+ * child). The parent's pool
  * goes on working. Each child is bounded: the parent kills it after 20 s
  * and the test fails.
  *
@@ -24,7 +26,9 @@ static int other_task(void *p)
     return 0;
 }
 
-typedef enum { RETURN_AT_ONCE, CLOSE_IN_CHILD, JOIN_IN_CHILD } how;
+typedef enum { RETURN_AT_ONCE, CLOSE_IN_CHILD, JOIN_IN_CHILD, FORK_IN_JOIN } how;
+
+static pid_t parent_pid;
 
 static pid_t child_pid;
 
@@ -34,10 +38,36 @@ static int quick(void *p)
     return 0;
 }
 
+/* The half that weft_join offers while its other half forks: in the child
+ * it must not run (the parent runs it); if it does, the child says so. */
+static int join_a(void *p)
+{
+    (void)p;
+    if (getpid() != parent_pid)
+        _exit(3);
+    atomic_fetch_add(&others_ran, 1);
+    return 0;
+}
+
+static int join_b_forks(void *p)
+{
+    (void)p;
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        return 0; /* back into weft_join, in the child */
+    }
+    child_pid = pid;
+    return 0;
+}
+
 /* Forks; in the child, leaves through weft in the given way. */
 static int forking_task(void *p)
 {
     how h = (how)(intptr_t)p;
+    if (h == FORK_IN_JOIN)
+        return weft_join(join_a, NULL, join_b_forks, NULL);
     weft_flow f;
     if (h == CLOSE_IN_CHILD) {
         CHECK_EQ(weft_flow_open(&f, NULL), 0);
@@ -68,7 +98,7 @@ static void one(weft_pool *p, how h)
     for (int i = 0; i < 100; i++)
         CHECK_EQ(weft_spawn(&f, other_task, NULL), 0);
     CHECK_EQ(weft_flow_close(&f), 0);
-    CHECK_EQ(atomic_load(&others_ran), 100 + (h == CLOSE_IN_CHILD));
+    CHECK_EQ(atomic_load(&others_ran), 100 + (h == CLOSE_IN_CHILD || h == FORK_IN_JOIN));
 
     int status = 0;
     double end = now_s() + 20;
@@ -88,6 +118,7 @@ static void one(weft_pool *p, how h)
 
 int main(void)
 {
+    parent_pid = getpid();
     test_skip_under_emulator("fork() in a multithreaded process makes qemu-user 7.2 itself "
                              "abort (docs/arm64.md)");
     watchdog_start(120);
@@ -97,6 +128,7 @@ int main(void)
         CHECK_EQ(weft_pool_create(&p, &cfg), 0);
         one(p, RETURN_AT_ONCE);
         one(p, CLOSE_IN_CHILD);
+        one(p, FORK_IN_JOIN);
         /* A join in the child starts the child's default pool: threads,
          * which ThreadSanitizer cannot follow after a multithreaded fork
          * (see sched_fork.c). */

@@ -1,0 +1,974 @@
+/*
+ * weft.hpp — a header-only C++17 layer over weft's C API (weft.h).
+ *
+ *   weft::pool, weft::pool_options, weft::default_pool()
+ *   weft::flow            spawn(callable), wait(), cancel(); RAII
+ *   weft::join(f, g)      binary fork-join of two callables
+ *   weft::parallel_for    over weft_for; weft::parallel_reduce
+ *   weft::context_var<T>, weft::context   over weft_ctx_*
+ *
+ * Rules (docs/cpp.md has the long form and the measured costs):
+ *
+ *  - A task is any callable taking no arguments and returning void or int
+ *    (nonzero: an error, as in C). flow::spawn copies or moves it into
+ *    storage the flow owns: an arena inside the flow object, then chunks
+ *    the flow allocates and frees when it closes. A callable of at most
+ *    flow::small_size bytes (and alignment at most 16) costs no allocation
+ *    of its own; a larger one costs one (new), freed after it runs.
+ *  - The callable is destroyed right after it runs, or at close if its task
+ *    was skipped (canceled flow). Captured references must stay valid until
+ *    the flow closes: declare what tasks use before the flow.
+ *  - The first failure of a flow's task (an exception thrown, or a nonzero
+ *    int returned) cancels the flow, and wait() reports it: the exception
+ *    is rethrown, the code is thrown as std::system_error. Later failures
+ *    are dropped. An exception never enters weft's C code: it is caught in
+ *    the task's trampoline. Other error codes of the C API (EINVAL,
+ *    ECANCELED, ...) are thrown as std::system_error (generic_category).
+ *  - A flow that was not waited is closed by its destructor (which waits
+ *    for its tasks, and drops their failure).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef WEFT_HPP
+#define WEFT_HPP
+
+#if !defined(__cplusplus) || __cplusplus < 201703L
+#error "weft.hpp needs C++17 or later (weft.h is the C API)"
+#endif
+
+#include "weft.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+
+class pool;
+class flow;
+
+namespace detail {
+
+[[noreturn]] inline void throw_error(int code, const char *what)
+{
+    throw std::system_error(code, std::generic_category(), what);
+}
+
+/* One per thread: its address tells the thread that opened a flow (which
+ * spawns into it without atomics) from the others. */
+inline thread_local unsigned char thread_tag_;
+inline const void *thread_tag() noexcept
+{
+    return &thread_tag_;
+}
+
+/* A task record in a flow's arena: this header, then the callable (or, for
+ * a large one, a pointer to it). Records are multiples of 16 bytes. */
+struct task_ops {
+    std::size_t size;               /* of the whole record */
+    void (*destroy)(void *payload); /* NULL: trivially destructible */
+};
+struct alignas(16) task_hdr {
+    flow           *fl;  /* NULL once the callable is destroyed (or never made) */
+    const task_ops *ops; /* NULL: end of a shared chunk's records */
+};
+static_assert(sizeof(task_hdr) == 16, "task_hdr is 16 bytes");
+
+inline void *payload(task_hdr *h) noexcept
+{
+    return reinterpret_cast<unsigned char *>(h) + sizeof(task_hdr);
+}
+
+constexpr std::size_t round16(std::size_t n) noexcept
+{
+    return (n + 15) & ~std::size_t(15);
+}
+
+/* Chunks of a flow's arena; the records follow the header. */
+struct alignas(16) local_chunk {
+    local_chunk *next;
+    std::size_t  cap;
+    std::size_t  used; /* bytes of records, once the owner moved on */
+    unsigned char *data() noexcept { return reinterpret_cast<unsigned char *>(this + 1); }
+};
+struct alignas(16) shared_chunk {
+    shared_chunk            *next;
+    std::size_t              cap;
+    std::atomic<std::size_t> off; /* bumped by fetch_add; may pass cap */
+    unsigned char *data() noexcept { return reinterpret_cast<unsigned char *>(this + 1); }
+};
+static_assert(sizeof(local_chunk) % 16 == 0 && sizeof(shared_chunk) % 16 == 0, "chunk headers");
+
+template <class T>
+inline T *chunk_new(std::size_t cap)
+{
+    static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16, "operator new aligns to 16");
+    return static_cast<T *>(::operator new(sizeof(T) + cap));
+}
+
+template <class D>
+inline constexpr bool returns_ok =
+    std::is_void_v<std::invoke_result_t<D &>> || std::is_same_v<std::invoke_result_t<D &>, int>;
+
+/* Calls d; 0 or its int result. Exceptions are the caller's. */
+template <class D>
+inline int call(D &d)
+{
+    if constexpr (std::is_void_v<std::invoke_result_t<D &>>) {
+        std::invoke(d);
+        return 0;
+    } else {
+        return std::invoke(d);
+    }
+}
+
+struct access; /* the trampolines' way into flow */
+
+} // namespace detail
+
+/* ------------------------------------------------------------------------ */
+/* Pools                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* weft_pool_config, the C++ way. Zero / empty means weft's default. */
+struct pool_options {
+    unsigned    workers = 0;    /* 0: $WEFT_WORKERS, else the CPUs we may use */
+    std::string name;           /* worker thread name prefix; empty: "weft" */
+    std::size_t stack_size = 0; /* 0: 16 MiB; else >= WEFT_MIN_STACK_SIZE */
+    bool        no_ctx = false; /* WEFT_POOL_NO_CTX */
+    /* Called on each worker with its index, before its first task / after
+     * its last. An exception thrown from one terminates the process. */
+    std::function<void(unsigned)> on_worker_start;
+    std::function<void(unsigned)> on_worker_stop;
+};
+
+/* Owns a weft_pool (weft_pool_create / weft_pool_destroy). Movable. The
+ * destructor destroys the pool; if that fails (EBUSY: a flow is still
+ * open; EDEADLK: called on one of its workers) the pool is left running,
+ * as in C. destroy() reports the error instead. */
+class pool {
+public:
+    pool() : pool(pool_options{}) {}
+    explicit pool(const pool_options &o)
+    {
+        weft_pool_config cfg{};
+        cfg.workers = o.workers;
+        cfg.flags = o.no_ctx ? WEFT_POOL_NO_CTX : 0u;
+        cfg.name = o.name.empty() ? nullptr : o.name.c_str(); /* weft copies it */
+        cfg.stack_size = o.stack_size;
+        if (o.on_worker_start || o.on_worker_stop) {
+            hooks_.reset(new hooks{o.on_worker_start, o.on_worker_stop});
+            cfg.on_worker_start = &pool::start_hook;
+            cfg.on_worker_stop = &pool::stop_hook;
+            cfg.worker_arg = hooks_.get();
+        }
+        int rc = weft_pool_create(&p_, &cfg);
+        if (rc)
+            detail::throw_error(rc, "weft::pool: weft_pool_create");
+    }
+    pool(const pool &) = delete;
+    pool &operator=(const pool &) = delete;
+    pool(pool &&o) noexcept : p_(o.p_), hooks_(std::move(o.hooks_)), default_(o.default_)
+    {
+        o.p_ = nullptr;
+    }
+    pool &operator=(pool &&o) noexcept
+    {
+        if (this != &o) {
+            drop();
+            p_ = o.p_;
+            hooks_ = std::move(o.hooks_);
+            default_ = o.default_;
+            o.p_ = nullptr;
+        }
+        return *this;
+    }
+    ~pool() { drop(); }
+
+    /* Stops and joins the workers; afterwards the object is empty. */
+    void destroy()
+    {
+        if (default_)
+            detail::throw_error(EINVAL, "weft::pool::destroy: the default pool (see shutdown_default_pool)");
+        if (!p_)
+            return;
+        int rc = weft_pool_destroy(p_);
+        if (rc)
+            detail::throw_error(rc, "weft::pool::destroy: weft_pool_destroy");
+        p_ = nullptr;
+        hooks_.reset();
+    }
+
+    /* The C handle (the default pool's, created on first use). */
+    weft_pool *native() const
+    {
+        if (!default_)
+            return p_;
+        weft_pool *d = weft_default_pool();
+        if (!d)
+            detail::throw_error(EAGAIN, "weft::default_pool: the default pool could not be created");
+        return d;
+    }
+    unsigned workers() const { return weft_pool_workers(native()); }
+    /* weft_pool_stats: worker -1 is the sum over the workers. */
+    weft_stats stats(int worker = -1) const
+    {
+        weft_stats s{};
+        int rc = weft_pool_stats(native(), worker, &s);
+        if (rc)
+            detail::throw_error(rc, "weft::pool::stats: weft_pool_stats");
+        return s;
+    }
+
+private:
+    friend pool &default_pool();
+    struct default_tag {};
+    explicit pool(default_tag) noexcept : default_(true) {}
+
+    struct hooks {
+        std::function<void(unsigned)> start, stop;
+    };
+    static void start_hook(weft_pool *, unsigned w, void *arg) noexcept
+    {
+        auto *h = static_cast<hooks *>(arg);
+        if (h->start)
+            h->start(w);
+    }
+    static void stop_hook(weft_pool *, unsigned w, void *arg) noexcept
+    {
+        auto *h = static_cast<hooks *>(arg);
+        if (h->stop)
+            h->stop(w);
+    }
+    void drop() noexcept
+    {
+        if (p_ && !default_ && weft_pool_destroy(p_) != 0)
+            (void)hooks_.release(); /* the pool stays, and may still call them */
+        p_ = nullptr;
+        hooks_.reset();
+    }
+
+    weft_pool             *p_ = nullptr;
+    std::unique_ptr<hooks> hooks_;
+    bool                   default_ = false;
+};
+
+/* The process-wide default pool (weft_default_pool), created on first use. */
+inline pool &default_pool()
+{
+    static pool p{pool::default_tag{}};
+    return p;
+}
+
+/* weft_default_pool_shutdown: at the end of main, say. */
+inline void shutdown_default_pool()
+{
+    int rc = weft_default_pool_shutdown();
+    if (rc)
+        detail::throw_error(rc, "weft::shutdown_default_pool");
+}
+
+/* 0..workers-1 on a worker of any pool, else -1. */
+inline int worker_index() noexcept
+{
+    return weft_worker_index();
+}
+
+/* Whether the flow of the running task (or one above it) is canceled:
+ * what a long task polls. false off a task. */
+inline bool canceled() noexcept
+{
+    return weft_flow_canceled(weft_current_flow());
+}
+
+/* ------------------------------------------------------------------------ */
+/* Flows                                                                     */
+/* ------------------------------------------------------------------------ */
+
+class flow {
+public:
+    /* Callables up to this size (and alignment 16) live in the arena. */
+    static constexpr std::size_t small_size = 256;
+    /* Bytes of arena inside the flow object itself (no allocation at all
+     * for the first few tasks: about 12 of 16-byte closures). */
+    static constexpr std::size_t inline_arena = 384;
+
+    /* On the calling worker's pool, else the default pool (weft_flow_open
+     * with NULL). */
+    flow() : flow(static_cast<weft_pool *>(nullptr)) {}
+    explicit flow(pool &p) : flow(p.native()) {}
+    explicit flow(weft_pool *p)
+    {
+        int rc = weft_flow_open(&f_, p);
+        if (rc)
+            detail::throw_error(rc, "weft::flow: weft_flow_open");
+        open_ = true;
+    }
+    flow(const flow &) = delete;
+    flow &operator=(const flow &) = delete;
+
+    /* Closes the flow if it is open: waits for its tasks, drops their
+     * failure. Destroying an open flow from inside it (one of its tasks)
+     * cannot wait, and terminates the process. */
+    ~flow()
+    {
+        if (!open_)
+            return;
+        int rc = weft_flow_close(&f_);
+        if (rc == EINVAL && still_open())
+            std::terminate();
+        release();
+    }
+
+    /* Copies or moves fn into the flow and spawns it. Throws
+     * std::bad_alloc (nothing spawned) or std::system_error (EINVAL: the
+     * flow is closed), and whatever copying fn throws. Into a canceled flow
+     * the task is skipped: fn is destroyed at close without running. */
+    template <class F>
+    void spawn(F &&fn)
+    {
+        using D = std::decay_t<F>;
+        static_assert(std::is_invocable_v<D &>, "weft::flow::spawn: the callable must take no arguments");
+        static_assert(detail::returns_ok<D>, "weft::flow::spawn: the callable must return void or int");
+        if (!open_)
+            detail::throw_error(EINVAL, "weft::flow::spawn: the flow is closed");
+        if constexpr (sizeof(D) <= small_size && alignof(D) <= 16) {
+            constexpr bool trivial = std::is_trivially_destructible_v<D>;
+            detail::task_hdr *h = alloc(small_ops<D>.size, !trivial);
+            ::new (static_cast<void *>(h)) detail::task_hdr{nullptr, &small_ops<D>};
+            ::new (detail::payload(h)) D(std::forward<F>(fn)); /* may throw: the record stays dead */
+            h->fl = this;
+            submit(h, &run_small<D>);
+        } else {
+            std::unique_ptr<D> p(new D(std::forward<F>(fn)));
+            detail::task_hdr *h = alloc(big_ops<D>.size, true);
+            ::new (static_cast<void *>(h)) detail::task_hdr{nullptr, &big_ops<D>};
+            ::new (detail::payload(h)) D *(p.release());
+            h->fl = this;
+            submit(h, &run_big<D>);
+        }
+    }
+
+    /* Closes the flow: returns when all its tasks are done, also those they
+     * spawned into it meanwhile. Then reports the first failure (see the
+     * top of this file), or std::system_error(ECANCELED) for a flow
+     * canceled without one. Called from inside the flow (one of its tasks,
+     * or a task below one): std::system_error(EINVAL) and the flow stays
+     * open. After it returns or throws otherwise, the flow is closed. */
+    void wait()
+    {
+        if (!open_)
+            detail::throw_error(EINVAL, "weft::flow::wait: the flow is not open");
+        int rc = weft_flow_close(&f_);
+        if (rc == EINVAL && still_open())
+            detail::throw_error(EINVAL, "weft::flow::wait: called from inside the flow");
+        release();
+        if (fail_.load(std::memory_order_acquire) == 2) {
+            if (exc_) {
+                std::exception_ptr e = std::move(exc_);
+                exc_ = nullptr;
+                std::rethrow_exception(e);
+            }
+            rc = code_;
+        }
+        if (rc)
+            detail::throw_error(rc, "weft::flow::wait");
+    }
+
+    /* weft_flow_cancel: tasks not started are skipped, later spawns too. */
+    void cancel() noexcept { weft_flow_cancel(&f_); }
+    /* Whether the flow, or one above it, is canceled (false once closed). */
+    bool canceled() const noexcept { return weft_flow_canceled(&f_); }
+    bool is_open() const noexcept { return open_; }
+    /* The C flow, for weft_* calls (do not close it behind our back). */
+    weft_flow *native() noexcept { return &f_; }
+
+private:
+    friend struct detail::access;
+
+    template <class D>
+    static void destroy_small(void *p)
+    {
+        std::launder(static_cast<D *>(p))->~D();
+    }
+    template <class D>
+    static void destroy_big(void *p)
+    {
+        delete *std::launder(static_cast<D **>(p));
+    }
+    template <class D>
+    static constexpr detail::task_ops small_ops{
+        sizeof(detail::task_hdr) + detail::round16(sizeof(D)),
+        std::is_trivially_destructible_v<D> ? nullptr : &destroy_small<D>};
+    template <class D>
+    static constexpr detail::task_ops big_ops{sizeof(detail::task_hdr) + 16, &destroy_big<D>};
+
+    /* The trampolines weft calls: no exception leaves them. A failure is
+     * recorded before the task returns (and weft cancels the flow). */
+    template <class D>
+    static int run_small(void *arg) noexcept
+    {
+        auto *h = static_cast<detail::task_hdr *>(arg);
+        D &d = *std::launder(static_cast<D *>(detail::payload(h)));
+        flow *fl = h->fl;
+        int r;
+        try {
+            r = detail::call(d);
+        } catch (...) {
+            fl->fail(0, std::current_exception());
+            r = ECANCELED;
+        }
+        if constexpr (!std::is_trivially_destructible_v<D>) {
+            d.~D();
+            h->fl = nullptr;
+        }
+        if (r != 0)
+            fl->fail(r, nullptr); /* dropped after an exception: it came first */
+        return r;
+    }
+    template <class D>
+    static int run_big(void *arg) noexcept
+    {
+        auto *h = static_cast<detail::task_hdr *>(arg);
+        D *d = *std::launder(static_cast<D **>(detail::payload(h)));
+        flow *fl = h->fl;
+        int r;
+        try {
+            r = detail::call(*d);
+        } catch (...) {
+            fl->fail(0, std::current_exception());
+            r = ECANCELED;
+        }
+        delete d;
+        h->fl = nullptr;
+        if (r != 0)
+            fl->fail(r, nullptr);
+        return r;
+    }
+
+    /* The first failure wins: code != 0, or an exception (code 0). Called
+     * before the task returns, so before weft cancels the flow: a failure
+     * that the cancel causes in another task (a nested flow's ECANCELED)
+     * always comes later. */
+    void fail(int code, std::exception_ptr e) noexcept
+    {
+        int zero = 0;
+        if (fail_.compare_exchange_strong(zero, 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            code_ = code;
+            exc_ = std::move(e);
+            fail_.store(2, std::memory_order_release);
+        }
+    }
+
+    void submit(detail::task_hdr *h, weft_fn fn)
+    {
+        int rc = weft_spawn(&f_, fn, h);
+        if (rc) {
+            if (h->ops->destroy)
+                h->ops->destroy(detail::payload(h));
+            h->fl = nullptr;
+            detail::throw_error(rc, "weft::flow::spawn: weft_spawn");
+        }
+    }
+
+    /* weft_flow_close said EINVAL: our misuse (called inside the flow: it
+     * is still open) or a task's own EINVAL (then it failed, was canceled
+     * and is now closed; a closed flow never reads as canceled). */
+    bool still_open() const noexcept
+    {
+        return fail_.load(std::memory_order_acquire) == 0 || weft_flow_canceled(&f_);
+    }
+
+    detail::task_hdr *alloc(std::size_t n, bool walk)
+    {
+        if (detail::thread_tag() == owner_) {
+            if (n > std::size_t(end_ - cur_))
+                grow_local(n);
+            auto *h = reinterpret_cast<detail::task_hdr *>(cur_);
+            cur_ += n;
+            if (walk)
+                walk_local_ = true;
+            return h;
+        }
+        return alloc_shared(n, walk);
+    }
+
+    static constexpr std::size_t first_chunk = 4096, max_chunk = 65536;
+
+    void grow_local(std::size_t n)
+    {
+        std::size_t cap = local_ ? std::min(local_->cap * 2, max_chunk) : first_chunk;
+        if (cap < n)
+            cap = n;
+        auto *c = detail::chunk_new<detail::local_chunk>(cap);
+        c->next = local_;
+        c->cap = cap;
+        c->used = 0;
+        if (local_)
+            local_->used = std::size_t(cur_ - local_->data());
+        else
+            inline_used_ = std::size_t(cur_ - inline_);
+        local_ = c;
+        cur_ = c->data();
+        end_ = cur_ + cap;
+    }
+
+    /* Any thread but the opener: a lock-free bump allocator over a list of
+     * chunks. A failed bump that starts inside the chunk marks the end of
+     * its records there (it owns [off, cap)). */
+    detail::task_hdr *alloc_shared(std::size_t n, bool walk)
+    {
+        if (walk)
+            walk_shared_.store(true, std::memory_order_relaxed);
+        detail::shared_chunk *c = shared_.load(std::memory_order_acquire);
+        for (;;) {
+            if (c) {
+                std::size_t o = c->off.fetch_add(n, std::memory_order_relaxed);
+                if (o + n <= c->cap)
+                    return reinterpret_cast<detail::task_hdr *>(c->data() + o);
+                if (o < c->cap)
+                    ::new (static_cast<void *>(c->data() + o)) detail::task_hdr{nullptr, nullptr};
+                detail::shared_chunk *now = shared_.load(std::memory_order_acquire);
+                if (now != c) {
+                    c = now;
+                    continue;
+                }
+            }
+            std::size_t cap = c ? std::min(c->cap * 2, max_chunk) : first_chunk;
+            if (cap < n)
+                cap = n;
+            auto *nc = detail::chunk_new<detail::shared_chunk>(cap);
+            nc->next = c;
+            nc->cap = cap;
+            ::new (static_cast<void *>(&nc->off)) std::atomic<std::size_t>(n);
+            if (shared_.compare_exchange_strong(c, nc, std::memory_order_acq_rel, std::memory_order_acquire))
+                return reinterpret_cast<detail::task_hdr *>(nc->data());
+            ::operator delete(nc); /* c is the chunk another thread installed */
+        }
+    }
+
+    /* Destroys the callables of tasks that never ran, in records [p, end). */
+    static void walk(unsigned char *p, unsigned char *end) noexcept
+    {
+        while (p + sizeof(detail::task_hdr) <= end) {
+            auto *h = std::launder(reinterpret_cast<detail::task_hdr *>(p));
+            if (!h->ops)
+                break;
+            if (h->fl && h->ops->destroy) {
+                h->ops->destroy(detail::payload(h));
+                h->fl = nullptr;
+            }
+            p += h->ops->size;
+        }
+    }
+
+    /* After the close: every task is done. */
+    void release() noexcept
+    {
+        open_ = false;
+        if (walk_local_) {
+            walk(inline_, local_ ? inline_ + inline_used_ : cur_);
+            for (detail::local_chunk *c = local_; c; c = c->next)
+                walk(c->data(), c == local_ ? cur_ : c->data() + c->used);
+        }
+        if (walk_shared_.load(std::memory_order_relaxed))
+            for (detail::shared_chunk *c = shared_.load(std::memory_order_relaxed); c; c = c->next)
+                walk(c->data(), c->data() + std::min(c->off.load(std::memory_order_relaxed), c->cap));
+        for (detail::local_chunk *c = local_; c;) {
+            detail::local_chunk *n = c->next;
+            ::operator delete(c);
+            c = n;
+        }
+        for (detail::shared_chunk *c = shared_.load(std::memory_order_relaxed); c;) {
+            detail::shared_chunk *n = c->next;
+            ::operator delete(c);
+            c = n;
+        }
+        local_ = nullptr;
+        shared_.store(nullptr, std::memory_order_relaxed);
+        cur_ = end_ = nullptr;
+    }
+
+    weft_flow                          f_;
+    unsigned char                     *cur_ = inline_;
+    unsigned char                     *end_ = inline_ + inline_arena;
+    detail::local_chunk               *local_ = nullptr; /* the opener's chunks, newest first */
+    std::size_t                        inline_used_ = 0;
+    std::atomic<detail::shared_chunk *> shared_{nullptr}; /* everyone else's, newest first */
+    const void                        *owner_ = detail::thread_tag();
+    std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written */
+    int                                code_ = 0;
+    bool                               open_ = false;
+    bool                               walk_local_ = false;
+    std::atomic<bool>                  walk_shared_{false};
+    std::exception_ptr                 exc_;
+    alignas(16) unsigned char          inline_[inline_arena];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Binary fork-join                                                          */
+/* ------------------------------------------------------------------------ */
+
+namespace detail {
+
+template <class F>
+struct join_half {
+    F                 *fn;
+    int                code;
+    std::exception_ptr exc;
+};
+
+template <class F>
+int join_run(void *arg) noexcept
+{
+    auto *h = static_cast<join_half<F> *>(arg);
+    try {
+        h->code = call(*h->fn);
+    } catch (...) {
+        h->exc = std::current_exception();
+    }
+    return 0; /* failures are reported by join, after both halves ran */
+}
+
+} // namespace detail
+
+/* Runs f and g, possibly in parallel, and returns when both are done
+ * (weft_join: f is offered to thieves, g runs on the calling thread; off a
+ * worker both run on the default pool). Both always run. Then it reports
+ * f's failure, else g's: an exception rethrown, a nonzero int as
+ * std::system_error. No allocation; the callables are not copied. */
+template <class F, class G>
+inline void join(F &&f, G &&g)
+{
+    using FR = std::remove_reference_t<F>;
+    using GR = std::remove_reference_t<G>;
+    static_assert(std::is_invocable_v<FR &> && std::is_invocable_v<GR &>,
+                  "weft::join: the callables must take no arguments");
+    static_assert(detail::returns_ok<FR> && detail::returns_ok<GR>,
+                  "weft::join: the callables must return void or int");
+    detail::join_half<FR> a{std::addressof(f), 0, nullptr};
+    detail::join_half<GR> b{std::addressof(g), 0, nullptr};
+    int rc = weft_join(&detail::join_run<FR>, &a, &detail::join_run<GR>, &b);
+    if (rc) /* weft's own error (no default pool off a worker): neither ran */
+        detail::throw_error(rc, "weft::join: weft_join");
+    if (a.exc)
+        std::rethrow_exception(a.exc);
+    if (a.code)
+        detail::throw_error(a.code, "weft::join");
+    if (b.exc)
+        std::rethrow_exception(b.exc);
+    if (b.code)
+        detail::throw_error(b.code, "weft::join");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data parallelism                                                          */
+/* ------------------------------------------------------------------------ */
+
+namespace detail {
+
+template <class I>
+inline I index_at(I begin, std::size_t i) noexcept
+{
+    using U = std::make_unsigned_t<I>;
+    return static_cast<I>(static_cast<U>(begin) + static_cast<U>(i));
+}
+
+template <class I>
+inline std::size_t index_count(I begin, I end)
+{
+    if (end < begin)
+        throw_error(EINVAL, "weft::parallel_for: begin > end");
+    using U = std::make_unsigned_t<I>;
+    return static_cast<std::size_t>(static_cast<U>(end) - static_cast<U>(begin));
+}
+
+template <class I, class F>
+struct for_state {
+    F    *fn;
+    I     begin;
+    flow *fl;
+};
+
+struct access {
+    static void fail(flow &fl, std::exception_ptr e) noexcept { fl.fail(0, std::move(e)); }
+};
+
+template <class I, class F>
+void for_piece(std::size_t b, std::size_t e, void *arg) noexcept
+{
+    auto *s = static_cast<for_state<I, F> *>(arg);
+    try {
+        if constexpr (std::is_invocable_v<F &, I, I>) {
+            std::invoke(*s->fn, index_at(s->begin, b), index_at(s->begin, e));
+        } else {
+            for (std::size_t i = b; i < e; i++)
+                std::invoke(*s->fn, index_at(s->begin, i));
+        }
+    } catch (...) {
+        access::fail(*s->fl, std::current_exception());
+        s->fl->cancel(); /* pieces not started are skipped */
+    }
+}
+
+template <class I, class F>
+void parallel_for(weft_pool *p, I begin, I end, std::size_t grain, F &f)
+{
+    static_assert(std::is_integral_v<I> && !std::is_same_v<I, bool>, "weft::parallel_for: an integer index");
+    static_assert(std::is_invocable_v<F &, I, I> || std::is_invocable_v<F &, I>,
+                  "weft::parallel_for: the body takes (index) or (begin, end)");
+    std::size_t n = index_count(begin, end);
+    if (n == 0)
+        return;
+    /* A flow of our own, so that an exception cancels this loop only. */
+    flow fl(p);
+    for_state<I, F> s{&f, begin, &fl};
+    fl.spawn([&s, n, grain]() -> int {
+        return weft_for(nullptr, 0, n, grain, &for_piece<I, F>, &s);
+    });
+    fl.wait();
+}
+
+template <class T, class I, class B, class C>
+struct reduce_state {
+    B          &body;
+    C          &combine;
+    const T    &identity;
+    I           begin;
+    std::size_t grain;
+    std::atomic<bool> stop{false};
+};
+
+template <class T, class I, class B, class C>
+T reduce_rec(reduce_state<T, I, B, C> &s, std::size_t b, std::size_t e)
+{
+    if (e - b <= s.grain) {
+        if (s.stop.load(std::memory_order_relaxed))
+            return s.identity; /* another piece failed: the result is dropped */
+        if (weft_flow_canceled(weft_current_flow())) {
+            s.stop.store(true, std::memory_order_relaxed);
+            throw_error(ECANCELED, "weft::parallel_reduce");
+        }
+        try {
+            if constexpr (std::is_invocable_v<B &, I, I, const T &>)
+                return std::invoke(s.body, index_at(s.begin, b), index_at(s.begin, e), s.identity);
+            else
+                return std::invoke(s.body, index_at(s.begin, b), index_at(s.begin, e));
+        } catch (...) {
+            s.stop.store(true, std::memory_order_relaxed);
+            throw;
+        }
+    }
+    std::size_t mid = b + (e - b) / 2;
+    std::optional<T> l, r;
+    /* As weft_for: offer the right half, run the left one here. */
+    weft::join([&] { r.emplace(reduce_rec(s, mid, e)); }, [&] { l.emplace(reduce_rec(s, b, mid)); });
+    return std::invoke(s.combine, std::move(*l), std::move(*r));
+}
+
+template <class T, class I, class B, class C>
+T parallel_reduce(weft_pool *p, I begin, I end, std::size_t grain, T identity, B &body, C &combine)
+{
+    static_assert(std::is_integral_v<I> && !std::is_same_v<I, bool>, "weft::parallel_reduce: an integer index");
+    static_assert(std::is_invocable_r_v<T, B &, I, I, const T &> || std::is_invocable_r_v<T, B &, I, I>,
+                  "weft::parallel_reduce: the body is T(begin, end, const T &init) or T(begin, end)");
+    static_assert(std::is_invocable_r_v<T, C &, T, T>, "weft::parallel_reduce: combine is T(T, T)");
+    std::size_t n = index_count(begin, end);
+    if (n == 0)
+        return identity;
+    if (grain == 0) {
+        /* As weft_for: about eight pieces per worker. */
+        unsigned w = p ? weft_pool_workers(p) : weft_worker_index() >= 0 ? std::thread::hardware_concurrency()
+                                                                          : weft_pool_workers(weft_default_pool());
+        grain = std::max<std::size_t>(1, n / (std::size_t(std::max(w, 1u)) * 8));
+    }
+    reduce_state<T, I, B, C> s{body, combine, identity, begin, grain};
+    if (!p && weft_worker_index() >= 0)
+        return reduce_rec(s, 0, n);
+    /* Off a worker, or on a chosen pool: the root runs as a task there. */
+    std::optional<T> out;
+    flow fl(p);
+    fl.spawn([&] { out.emplace(reduce_rec(s, 0, n)); });
+    fl.wait();
+    return std::move(*out);
+}
+
+} // namespace detail
+
+/* Calls f on every index of [begin, end) — f(i), or f(b, e) on subranges
+ * if f takes two indexes — splitting recursively so idle workers steal
+ * large halves; no subrange is larger than grain (0: weft chooses). On the
+ * calling worker's pool, else the default one; or on p. The first
+ * exception thrown by f skips the pieces not yet started and is rethrown;
+ * a canceled caller's flow: std::system_error(ECANCELED). Costs one flow
+ * (an open, a spawn and a close) over weft_for, and no allocation. */
+template <class I, class F>
+inline void parallel_for(I begin, I end, std::size_t grain, F &&f)
+{
+    detail::parallel_for(nullptr, begin, end, grain, f);
+}
+template <class I, class F>
+inline void parallel_for(I begin, I end, F &&f)
+{
+    detail::parallel_for(nullptr, begin, end, 0, f);
+}
+template <class I, class F>
+inline void parallel_for(pool &p, I begin, I end, std::size_t grain, F &&f)
+{
+    detail::parallel_for(p.native(), begin, end, grain, f);
+}
+
+/* Reduces [begin, end): body(b, e, identity) (or body(b, e)) on pieces of
+ * at most grain indexes (0: about eight per worker), combine(left, right)
+ * in index order, so combine needs to be associative, not commutative.
+ * Exceptions as parallel_for (pieces not started give identity). Built on
+ * weft::join; an optional<T> per split on the stack, no allocation. */
+template <class I, class T, class B, class C>
+inline T parallel_reduce(I begin, I end, std::size_t grain, T identity, B &&body, C &&combine)
+{
+    return detail::parallel_reduce<T>(nullptr, begin, end, grain, std::move(identity), body, combine);
+}
+template <class I, class T, class B, class C>
+inline T parallel_reduce(pool &p, I begin, I end, std::size_t grain, T identity, B &&body, C &&combine)
+{
+    return detail::parallel_reduce<T>(p.native(), begin, end, grain, std::move(identity), body, combine);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Context variables and snapshots                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A weft_ctx_var holding a T by value in its pointer-sized slot. weft never
+ * frees values (weft.h has no retain/release for them), so T is a small
+ * trivially copyable type: an int, an id, an enum, or a pointer to
+ * something you keep alive for as long as any context may hold it. A
+ * std::shared_ptr cannot be a context value. Variables live until the
+ * process ends, whatever happens to this object: make them static. */
+template <class T>
+class context_var {
+    static_assert(std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
+                      sizeof(T) <= sizeof(void *),
+                  "weft::context_var<T>: T must be trivially copyable, default-constructible and fit in a "
+                  "pointer (weft never frees values; hold a pointer to storage you keep alive)");
+
+public:
+    explicit context_var(const char *name = nullptr, T initial = T{})
+    {
+        int rc = weft_ctx_var_create(&v_, name, to_ptr(initial));
+        if (rc)
+            detail::throw_error(rc, "weft::context_var: weft_ctx_var_create");
+    }
+    /* The value in the current context (task or thread), else the initial. */
+    T get() const noexcept { return from_ptr(weft_ctx_get(v_)); }
+    /* Sets it in the current context: this task and what it spawns after. */
+    void set(T value)
+    {
+        int rc = weft_ctx_set(v_, to_ptr(value));
+        if (rc)
+            detail::throw_error(rc, "weft::context_var::set: weft_ctx_set");
+    }
+    weft_ctx_var *native() const noexcept { return v_; }
+
+private:
+    static void *to_ptr(T v) noexcept
+    {
+        void *p = nullptr;
+        std::memcpy(&p, &v, sizeof v);
+        return p;
+    }
+    static T from_ptr(void *p) noexcept
+    {
+        T v;
+        std::memcpy(&v, &p, sizeof v);
+        return v;
+    }
+    weft_ctx_var *v_ = nullptr;
+};
+
+/* A snapshot of the current context (weft_ctx_capture), released when the
+ * object is destroyed; run(f) calls f in it (weft_ctx_run) and returns
+ * what f returns, or rethrows what f throws. */
+class context {
+public:
+    static context capture()
+    {
+        weft_ctx *c = weft_ctx_capture();
+        if (!c)
+            throw std::bad_alloc();
+        return context(c);
+    }
+    context(context &&o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+    context &operator=(context &&o) noexcept
+    {
+        if (this != &o) {
+            weft_ctx_release(c_);
+            c_ = std::exchange(o.c_, nullptr);
+        }
+        return *this;
+    }
+    context(const context &) = delete;
+    context &operator=(const context &) = delete;
+    ~context() { weft_ctx_release(c_); }
+
+    template <class F>
+    auto run(F &&f) -> std::invoke_result_t<F &>
+    {
+        using FR = std::remove_reference_t<F>;
+        using R = std::invoke_result_t<FR &>;
+        static_assert(!std::is_reference_v<R>, "weft::context::run: return a value, not a reference");
+        if (!c_)
+            detail::throw_error(EINVAL, "weft::context::run: empty context");
+        struct state {
+            FR                                                    *fn;
+            std::exception_ptr                                     exc;
+            std::optional<std::conditional_t<std::is_void_v<R>, char, R>> out;
+        } s{std::addressof(f), nullptr, std::nullopt};
+        int rc = weft_ctx_run(
+            c_,
+            [](void *arg) noexcept -> int {
+                auto *st = static_cast<state *>(arg);
+                try {
+                    if constexpr (std::is_void_v<R>) {
+                        std::invoke(*st->fn);
+                        st->out.emplace('\0');
+                    } else {
+                        st->out.emplace(std::invoke(*st->fn));
+                    }
+                } catch (...) {
+                    st->exc = std::current_exception();
+                }
+                return 0;
+            },
+            &s);
+        if (s.exc)
+            std::rethrow_exception(s.exc);
+        if (rc)
+            detail::throw_error(rc, "weft::context::run: weft_ctx_run");
+        if constexpr (std::is_void_v<R>)
+            return;
+        else
+            return std::move(*s.out);
+    }
+    weft_ctx *native() const noexcept { return c_; }
+
+private:
+    explicit context(weft_ctx *c) noexcept : c_(c) {}
+    weft_ctx *c_ = nullptr;
+};
+
+} // namespace weft
+
+#endif /* WEFT_HPP */
