@@ -6,7 +6,7 @@
 
 TRACE.json is what weft_trace_stop / $WEFT_TRACE writes (Chrome trace-event
 JSON; docs/profiling.md). One row per worker, time across in milliseconds
-from the trace's start:
+from the trace's start (microseconds for a window under 2 ms):
 
   - task spans, colored by task function (the legend names the functions
     with the most time; the rest share one color); a span nested in
@@ -100,6 +100,13 @@ def main(argv):
         from matplotlib.patches import Patch
         from matplotlib.lines import Line2D
     except ImportError:
+        # A python3 earlier on PATH (pyenv, a venv) may lack Debian's
+        # matplotlib: try the system one once.
+        syspy = "/usr/bin/python3"
+        if os.path.exists(syspy) and os.path.realpath(sys.executable) != os.path.realpath(syspy) \
+                and not os.environ.get("TRACE_PLOT_REEXEC"):
+            os.environ["TRACE_PLOT_REEXEC"] = "1"
+            os.execv(syspy, [syspy, os.path.abspath(__file__)] + argv[1:])
         print("trace_plot: needs matplotlib (apt-get install python3-matplotlib)", file=sys.stderr)
         return 1
     try:
@@ -173,7 +180,13 @@ def main(argv):
     ax.set_yticklabels([names.get(t, str(t)) for t in tids])
     ax.set_ylim(len(tids) - 0.5, -0.7)
     ax.set_xlim(t0, t1)
-    ax.set_xlabel("ms since the trace started")
+    if t1 - t0 < 2.0:
+        # A short window: microseconds on the axis.
+        from matplotlib.ticker import FuncFormatter
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x * 1000:g}"))
+        ax.set_xlabel("µs since the trace started")
+    else:
+        ax.set_xlabel("ms since the trace started")
     ax.grid(axis="x", color="#DDDDDD", linewidth=0.6)
     ax.set_axisbelow(True)
     dropped = other.get("dropped", [])
