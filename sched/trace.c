@@ -203,14 +203,31 @@ static void ws_trace_fn_name(uintptr_t fn, char *out, size_t n)
     }
 }
 
-enum { WS_TRACE_DEPTH = 256 };
+/* s as the body of a JSON string (the pool's name is the user's). */
+static void ws_json_escape(const char *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 7 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[k++] = '\\';
+            out[k++] = (char)c;
+        } else if (c < 0x20) {
+            k += (size_t)snprintf(out + k, n - k, "\\u%04x", c);
+        } else {
+            out[k++] = (char)c;
+        }
+    }
+    out[k] = 0;
+}
 
-static void ws_trace_worker(FILE *f, const struct weft_pool *p, const ws_trace_session *t, unsigned k,
-                            uint64_t len, double ns_per_tick, double end_us)
+static void ws_trace_worker(FILE *f, const char *pool_name,
+                            const ws_trace_session *t, unsigned k, uint64_t len,
+                            double ns_per_tick, double end_us)
 {
     const struct ws_trace_buf *b = t->bufs[k];
     int tid = (int)k + 1;
-    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"%s-%u\"}}", tid, p->name, k);
+    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"%s-%u\"}}", tid, pool_name, k);
     fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":%d}}", tid, tid);
     fprintf(f, ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":%d,\"name\":\"worker\",\"cat\":\"worker\",\"ts\":0,\"dur\":%.3f}", tid, end_us);
     /* Spans begun and not yet ended: an end with none open began before
@@ -229,8 +246,6 @@ static void ws_trace_worker(FILE *f, const struct weft_pool *p, const ws_trace_s
         case WS_EV_TASK_BEGIN:
         case WS_EV_FLOW_OPEN:
         case WS_EV_PARK_BEGIN:
-            if (depth == WS_TRACE_DEPTH)
-                break;
             depth++;
             if (e->kind == WS_EV_TASK_BEGIN) {
                 ws_trace_fn_name(e->a, name, sizeof name);
@@ -289,18 +304,20 @@ static int ws_trace_write(struct weft_pool *p, ws_trace_session *t)
     double ns_per_tick = tick1 > t->tick0 ? (double)(ns1 - t->ns0) / (double)(tick1 - t->tick0) : 1.0;
     double end_us = (double)(ns1 - t->ns0) / 1000.0;
     int err = 0;
+    char name[sizeof p->name * 6 + 8];
+    ws_json_escape(p->name, name, sizeof name);
     FILE *f = fopen(t->path, "w");
     if (!f) {
         err = errno ? errno : EIO;
     } else {
         fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"weft_version\":\"%s\",\"pool\":\"%s\",\"buffer_events\":%llu,\"dropped\":[",
-                WEFT_VERSION_STRING, p->name, (unsigned long long)t->bufs[0]->cap);
+                WEFT_VERSION_STRING, name, (unsigned long long)t->bufs[0]->cap);
         for (unsigned i = 0; i < p->nworkers; i++)
             fprintf(f, "%s%llu", i ? "," : "",
                     (unsigned long long)atomic_load_explicit(&t->bufs[i]->dropped, memory_order_relaxed));
-        fprintf(f, "]},\n\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"weft pool %s\"}}", p->name);
+        fprintf(f, "]},\n\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"weft pool %s\"}}", name);
         for (unsigned i = 0; i < p->nworkers; i++)
-            ws_trace_worker(f, p, t, i, len[i], ns_per_tick, end_us);
+            ws_trace_worker(f, name, t, i, len[i], ns_per_tick, end_us);
         fprintf(f, "\n]}\n");
         if (ferror(f))
             err = EIO;
