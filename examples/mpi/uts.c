@@ -186,7 +186,8 @@ static void note_error(rank_state *R, int err)
 
 /* ---- the tree, in parallel inside a rank ------------------------------------ */
 
-static int chunk_task(void *p);
+int chunk_task(void *p);
+int range_run(void *p);
 static int thief(rank_state *R);
 static void task_poll(rank_state *R);
 static int donate(rank_state *R, const uts_node *n, int k, uint64_t *leaves);
@@ -204,7 +205,9 @@ typedef struct range {
 
 static int visit_node(rank_state *R, const uts_node *n, uint64_t *count);
 
-static int range_run(void *p)
+/* Not static, like chunk_task: exported (-rdynamic), a weft trace names
+ * them. */
+int range_run(void *p)
 {
     range *r = p;
     r->count = 0;
@@ -247,7 +250,7 @@ static int visit_node(rank_state *R, const uts_node *n, uint64_t *count)
 }
 
 /* A chunk of nodes, from the static split or from another rank. */
-static int chunk_task(void *p)
+int chunk_task(void *p)
 {
     chunk *c = p;
     rank_state *R = c->R;
