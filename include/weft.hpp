@@ -135,6 +135,15 @@ inline int call(D &d)
     }
 }
 
+inline void cpu_relax() noexcept
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 struct access; /* the trampolines' way into flow */
 
 } // namespace detail
@@ -215,8 +224,11 @@ public:
     /* The C handle (the default pool's, created on first use). */
     weft_pool *native() const
     {
-        if (!default_)
+        if (!default_) {
+            if (!p_)
+                detail::throw_error(EINVAL, "weft::pool: empty (moved from or destroyed)");
             return p_;
+        }
         weft_pool *d = weft_default_pool();
         if (!d)
             detail::throw_error(EAGAIN, "weft::default_pool: the default pool could not be created");
@@ -328,7 +340,7 @@ public:
         if (!open_)
             return;
         int rc = weft_flow_close(&f_);
-        if (rc == EINVAL && still_open())
+        if (__builtin_expect(rc != 0, 0) && rc == EINVAL && still_open())
             std::terminate();
         release();
     }
@@ -373,19 +385,11 @@ public:
         if (!open_)
             detail::throw_error(EINVAL, "weft::flow::wait: the flow is not open");
         int rc = weft_flow_close(&f_);
-        if (rc == EINVAL && still_open())
-            detail::throw_error(EINVAL, "weft::flow::wait: called from inside the flow");
-        release();
-        if (fail_.load(std::memory_order_acquire) == 2) {
-            if (exc_) {
-                std::exception_ptr e = std::move(exc_);
-                exc_ = nullptr;
-                std::rethrow_exception(e);
-            }
-            rc = code_;
+        if (__builtin_expect(rc == 0, 1)) {
+            release(); /* rc 0: no task failed (a failure returns nonzero) */
+            return;
         }
-        if (rc)
-            detail::throw_error(rc, "weft::flow::wait");
+        wait_failed(rc);
     }
 
     /* weft_flow_cancel: tasks not started are skipped, later spawns too. */
@@ -484,6 +488,22 @@ private:
         }
     }
 
+    [[noreturn]] __attribute__((noinline, cold)) void wait_failed(int rc)
+    {
+        if (rc == EINVAL && still_open())
+            detail::throw_error(EINVAL, "weft::flow::wait: called from inside the flow");
+        release();
+        if (fail_.load(std::memory_order_acquire) == 2) {
+            if (exc_) {
+                std::exception_ptr e = std::move(exc_);
+                exc_ = nullptr;
+                std::rethrow_exception(e);
+            }
+            rc = code_;
+        }
+        detail::throw_error(rc, "weft::flow::wait");
+    }
+
     /* weft_flow_close said EINVAL: our misuse (called inside the flow: it
      * is still open) or a task's own EINVAL (then it failed, was canceled
      * and is now closed; a closed flow never reads as canceled). */
@@ -492,18 +512,29 @@ private:
         return fail_.load(std::memory_order_acquire) == 0 || weft_flow_canceled(&f_);
     }
 
-    detail::task_hdr *alloc(std::size_t n, bool walk)
+    /* The opener's bump, inline; the rest out of line. */
+    __attribute__((always_inline)) detail::task_hdr *alloc(std::size_t n, bool walk)
     {
-        if (detail::thread_tag() == owner_) {
-            if (n > std::size_t(end_ - cur_))
-                grow_local(n);
+        if (__builtin_expect(detail::thread_tag() == owner_ && n <= std::size_t(end_ - cur_), 1)) {
             auto *h = reinterpret_cast<detail::task_hdr *>(cur_);
             cur_ += n;
             if (walk)
                 walk_local_ = true;
             return h;
         }
-        return alloc_shared(n, walk);
+        return alloc_slow(n, walk);
+    }
+
+    __attribute__((noinline)) detail::task_hdr *alloc_slow(std::size_t n, bool walk)
+    {
+        if (detail::thread_tag() != owner_)
+            return alloc_shared(n, walk);
+        grow_local(n);
+        auto *h = reinterpret_cast<detail::task_hdr *>(cur_);
+        cur_ += n;
+        if (walk)
+            walk_local_ = true;
+        return h;
     }
 
     static constexpr std::size_t first_chunk = 4096, max_chunk = 65536;
@@ -527,8 +558,10 @@ private:
     }
 
     /* Any thread but the opener: a lock-free bump allocator over a list of
-     * chunks. A failed bump that starts inside the chunk marks the end of
-     * its records there (it owns [off, cap)). */
+     * chunks. The bump that crosses the end of a chunk (o <= cap < o + n:
+     * exactly one) marks the end of its records there and installs the
+     * next chunk; the others wait a little for it, then install one of
+     * their own (and free it if they lose the race). */
     detail::task_hdr *alloc_shared(std::size_t n, bool walk)
     {
         if (walk)
@@ -541,10 +574,16 @@ private:
                     return reinterpret_cast<detail::task_hdr *>(c->data() + o);
                 if (o < c->cap)
                     ::new (static_cast<void *>(c->data() + o)) detail::task_hdr{nullptr, nullptr};
-                detail::shared_chunk *now = shared_.load(std::memory_order_acquire);
-                if (now != c) {
-                    c = now;
-                    continue;
+                if (o > c->cap) {
+                    detail::shared_chunk *now = c;
+                    for (int spin = 0; spin < 4096 && now == c; spin++) {
+                        detail::cpu_relax();
+                        now = shared_.load(std::memory_order_acquire);
+                    }
+                    if (now != c) {
+                        c = now;
+                        continue;
+                    }
                 }
             }
             std::size_t cap = c ? std::min(c->cap * 2, max_chunk) : first_chunk;
@@ -575,10 +614,17 @@ private:
         }
     }
 
-    /* After the close: every task is done. */
+    /* After the close: every task is done. Nothing to do unless chunks were
+     * allocated or a callable may need destroying. */
     void release() noexcept
     {
         open_ = false;
+        if (__builtin_expect(walk_local_ || local_ || shared_.load(std::memory_order_relaxed), 0))
+            release_slow();
+    }
+
+    __attribute__((noinline)) void release_slow() noexcept
+    {
         if (walk_local_) {
             walk(inline_, local_ ? inline_ + inline_used_ : cur_);
             for (detail::local_chunk *c = local_; c; c = c->next)
@@ -610,7 +656,7 @@ private:
     std::atomic<detail::shared_chunk *> shared_{nullptr}; /* everyone else's, newest first */
     const void                        *owner_ = detail::thread_tag();
     std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written */
-    int                                code_ = 0;
+    int                                code_; /* read only when fail_ is 2 */
     bool                               open_ = false;
     bool                               walk_local_ = false;
     std::atomic<bool>                  walk_shared_{false};
@@ -624,23 +670,93 @@ private:
 
 namespace detail {
 
+/* Where a join keeps a callable: a temporary (a lambda written in the
+ * call) is moved into the frame, so the trampoline reaches its captures
+ * without an extra pointer; an lvalue is called where it is (a mutable
+ * lambda's state sticks). */
+template <class F, bool by_value = !std::is_lvalue_reference_v<F> &&
+                                   std::is_nothrow_move_constructible_v<std::remove_reference_t<F>>>
+struct join_slot {
+    std::remove_reference_t<F> *p;
+    explicit join_slot(std::remove_reference_t<F> &f) noexcept : p(std::addressof(f)) {}
+    std::remove_reference_t<F> &get() noexcept { return *p; }
+};
 template <class F>
-struct join_half {
-    F                 *fn;
-    int                code;
-    std::exception_ptr exc;
+struct join_slot<F, true> {
+    std::remove_reference_t<F> v;
+    explicit join_slot(std::remove_reference_t<F> &f) noexcept : v(std::move(f)) {}
+    std::remove_reference_t<F> &get() noexcept { return v; }
 };
 
-template <class F>
+/* A join's frame on the joiner's stack; both halves get its address. On
+ * the way that nothing fails, only the slots and the two flags are
+ * written: a code or an exception_ptr is stored only by a half that
+ * failed. */
+template <class A, class B>
+struct join_frame {
+    A             a;
+    B             b;
+    unsigned char failed[2]; /* per half: 1 code[i], 2 exc[i]; own bytes, no race */
+    int           code[2];
+    alignas(std::exception_ptr) unsigned char exc[2][sizeof(std::exception_ptr)];
+
+    template <class F, class G>
+    join_frame(F &f, G &g) noexcept : a(f), b(g)
+    {
+        failed[0] = failed[1] = 0;
+    }
+
+    std::exception_ptr take(int i) noexcept
+    {
+        auto *e = std::launder(reinterpret_cast<std::exception_ptr *>(exc[i]));
+        std::exception_ptr r = std::move(*e);
+        e->~exception_ptr();
+        return r;
+    }
+};
+
+template <int I, class A, class B>
 int join_run(void *arg) noexcept
 {
-    auto *h = static_cast<join_half<F> *>(arg);
+    auto *fr = static_cast<join_frame<A, B> *>(arg);
     try {
-        h->code = call(*h->fn);
+        auto &fn = [fr]() -> auto & {
+            if constexpr (I == 0)
+                return fr->a.get();
+            else
+                return fr->b.get();
+        }();
+        if constexpr (std::is_void_v<std::invoke_result_t<decltype(fn)>>) {
+            std::invoke(fn);
+        } else {
+            int r = std::invoke(fn);
+            if (r) {
+                fr->code[I] = r;
+                fr->failed[I] = 1;
+            }
+        }
     } catch (...) {
-        h->exc = std::current_exception();
+        ::new (static_cast<void *>(fr->exc[I])) std::exception_ptr(std::current_exception());
+        fr->failed[I] = 2;
     }
     return 0; /* failures are reported by join, after both halves ran */
+}
+
+/* The rare path of join, out of line: f's failure, else g's. */
+template <class A, class B>
+[[noreturn]] __attribute__((noinline, cold)) void join_failed(int rc, join_frame<A, B> &fr)
+{
+    std::exception_ptr ea = fr.failed[0] == 2 ? fr.take(0) : nullptr;
+    std::exception_ptr eb = fr.failed[1] == 2 ? fr.take(1) : nullptr;
+    if (rc) /* weft's own error (no default pool off a worker): neither ran */
+        throw_error(rc, "weft::join: weft_join");
+    if (ea)
+        std::rethrow_exception(ea);
+    if (fr.failed[0])
+        throw_error(fr.code[0], "weft::join");
+    if (eb)
+        std::rethrow_exception(eb);
+    throw_error(fr.code[1], "weft::join");
 }
 
 } // namespace detail
@@ -649,9 +765,11 @@ int join_run(void *arg) noexcept
  * (weft_join: f is offered to thieves, g runs on the calling thread; off a
  * worker both run on the default pool). Both always run. Then it reports
  * f's failure, else g's: an exception rethrown, a nonzero int as
- * std::system_error. No allocation; the callables are not copied. */
+ * std::system_error. No allocation. A callable passed as an lvalue is
+ * called in place; a temporary is moved into the join's frame on the
+ * stack. Always inlined: the halves' trampolines call f and g directly. */
 template <class F, class G>
-inline void join(F &&f, G &&g)
+__attribute__((always_inline)) inline void join(F &&f, G &&g)
 {
     using FR = std::remove_reference_t<F>;
     using GR = std::remove_reference_t<G>;
@@ -659,19 +777,12 @@ inline void join(F &&f, G &&g)
                   "weft::join: the callables must take no arguments");
     static_assert(detail::returns_ok<FR> && detail::returns_ok<GR>,
                   "weft::join: the callables must return void or int");
-    detail::join_half<FR> a{std::addressof(f), 0, nullptr};
-    detail::join_half<GR> b{std::addressof(g), 0, nullptr};
-    int rc = weft_join(&detail::join_run<FR>, &a, &detail::join_run<GR>, &b);
-    if (rc) /* weft's own error (no default pool off a worker): neither ran */
-        detail::throw_error(rc, "weft::join: weft_join");
-    if (a.exc)
-        std::rethrow_exception(a.exc);
-    if (a.code)
-        detail::throw_error(a.code, "weft::join");
-    if (b.exc)
-        std::rethrow_exception(b.exc);
-    if (b.code)
-        detail::throw_error(b.code, "weft::join");
+    using A = detail::join_slot<F>;
+    using B = detail::join_slot<G>;
+    detail::join_frame<A, B> fr{f, g};
+    int rc = weft_join(&detail::join_run<0, A, B>, &fr, &detail::join_run<1, A, B>, &fr);
+    if (__builtin_expect((rc | fr.failed[0] | fr.failed[1]) != 0, 0))
+        detail::join_failed(rc, fr);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -693,7 +804,8 @@ inline std::size_t index_count(I begin, I end)
     if (end < begin)
         throw_error(EINVAL, "weft::parallel_for: begin > end");
     using U = std::make_unsigned_t<I>;
-    return static_cast<std::size_t>(static_cast<U>(end) - static_cast<U>(begin));
+    /* In U's own width (a narrow U is promoted to int for the subtraction). */
+    return static_cast<std::size_t>(static_cast<U>(static_cast<U>(end) - static_cast<U>(begin)));
 }
 
 template <class I, class F>

@@ -1,0 +1,243 @@
+// tests/cxx_api.cpp — the rest of weft.hpp, with results checked:
+// default_pool, pool stats, parallel_for (per index and per range, signed
+// and unsigned indexes, negative ranges, every grain, on a chosen pool and
+// nested in tasks), parallel_reduce (a non-commutative combine keeps index
+// order; empty ranges give the identity), join with values and recursion,
+// context_var<T> (ints, enums, pointers) seen by spawned tasks, joins and
+// loops, context snapshots, canceled().
+#include <weft.hpp>
+
+#include "tests/check.h"
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+void pools()
+{
+    weft::pool &d = weft::default_pool();
+    CHECK(d.native() == weft_default_pool());
+    CHECK(d.workers() >= 1);
+    CHECK(&weft::default_pool() == &d);
+    int code = 0;
+    try {
+        d.destroy();
+    } catch (const std::system_error &e) {
+        code = e.code().value();
+    }
+    CHECK_EQ(code, EINVAL);
+
+    weft::pool_options o;
+    o.workers = 2;
+    o.no_ctx = true;
+    weft::pool p(o);
+    weft::flow f(p);
+    for (int i = 0; i < 50; i++)
+        f.spawn([] {});
+    f.wait();
+    weft_stats st = p.stats();
+    CHECK_EQ(static_cast<long>(st.tasks_run + st.tasks_skipped), static_cast<long>(st.tasks_spawned));
+}
+
+void loops(weft::pool &p)
+{
+    for (std::size_t grain : {0u, 1u, 7u, 1000u, 100000u}) {
+        std::vector<std::atomic<int>> hits(10000);
+        weft::parallel_for(std::size_t(0), hits.size(), grain, [&hits](std::size_t i) { hits[i]++; });
+        for (auto &h : hits)
+            CHECK_EQ(h.load(), 1);
+        // Ranges, each no larger than the grain.
+        std::atomic<long> covered{0};
+        std::atomic<int> too_big{0};
+        weft::parallel_for(p, 0, 10000, grain, [&](int b, int e) {
+            if (grain && static_cast<std::size_t>(e - b) > grain)
+                too_big++;
+            covered += e - b;
+        });
+        CHECK_EQ(covered.load(), 10000);
+        CHECK_EQ(too_big.load(), 0);
+    }
+    // Negative and signed ranges.
+    std::atomic<long> s{0};
+    weft::parallel_for(-500, 500, [&s](int i) { s += i; });
+    CHECK_EQ(s.load(), -500);
+    s = 0;
+    weft::parallel_for(static_cast<signed char>(-100), static_cast<signed char>(100), 3,
+                       [&s](signed char i) { s += i; });
+    CHECK_EQ(s.load(), -100);
+    // Empty and reversed.
+    weft::parallel_for(5, 5, [](int) { CHECK(!"called on an empty range"); });
+    int code = 0;
+    try {
+        weft::parallel_for(6, 5, [](int) {});
+    } catch (const std::system_error &e) {
+        code = e.code().value();
+    }
+    CHECK_EQ(code, EINVAL);
+    // Nested in tasks on several workers.
+    std::atomic<long> total{0};
+    weft::flow f(p);
+    for (int t = 0; t < 8; t++)
+        f.spawn([&total] { weft::parallel_for(0, 1000, 10, [&total](int) { total++; }); });
+    f.wait();
+    CHECK_EQ(total.load(), 8000);
+}
+
+void reduces(weft::pool &p)
+{
+    // Concatenation is associative, not commutative: the order must hold.
+    std::string want;
+    for (int i = 0; i < 300; i++)
+        want += static_cast<char>('a' + i % 26);
+    for (std::size_t grain : {0u, 1u, 5u, 64u}) {
+        std::string got = weft::parallel_reduce(
+            p, 0, 300, grain, std::string(),
+            [](int b, int e, const std::string &init) {
+                std::string r = init;
+                for (int i = b; i < e; i++)
+                    r += static_cast<char>('a' + i % 26);
+                return r;
+            },
+            [](std::string l, std::string r) { return l + r; });
+        CHECK(got == want);
+    }
+    // Two-argument body, the default pool, from this thread.
+    long sum = weft::parallel_reduce(
+        1L, 100001L, 0, 0L,
+        [](long b, long e) {
+            long r = 0;
+            for (long i = b; i < e; i++)
+                r += i;
+            return r;
+        },
+        [](long a, long b) { return a + b; });
+    CHECK_EQ(sum, 5000050000L);
+    CHECK_EQ(weft::parallel_reduce(3, 3, 0, 42, [](int, int) { return 0; }, [](int a, int b) { return a + b; }),
+             42);
+    // Inside a task (runs on the worker's pool directly).
+    long in_task = 0;
+    weft::flow f(p);
+    f.spawn([&in_task] {
+        in_task = weft::parallel_reduce(0L, 1000L, 10, 0L, [](long b, long e) { return e - b; },
+                                        [](long a, long b) { return a + b; });
+    });
+    f.wait();
+    CHECK_EQ(in_task, 1000);
+}
+
+long fib(int n)
+{
+    if (n < 2)
+        return n;
+    long x, y;
+    weft::join([&] { x = fib(n - 1); }, [&] { y = fib(n - 2); });
+    return x + y;
+}
+
+void joins(weft::pool &p)
+{
+    CHECK_EQ(fib(20), 6765); // from this thread: the default pool
+    long r = 0;
+    weft::flow f(p);
+    f.spawn([&r] { r = fib(24); });
+    f.wait();
+    CHECK_EQ(r, 46368);
+    int a = 0, b = 0;
+    weft::join([&a] { a = 1; return 0; }, [&b] { b = 2; });
+    CHECK(a == 1 && b == 2);
+    // A mutable lambda is called, not copied: its state changes stick.
+    int calls = 0;
+    auto counter = [&calls, k = 0]() mutable { calls = ++k; };
+    weft::join(counter, [] {});
+    weft::join([] {}, counter);
+    CHECK_EQ(calls, 2); // a copy would start again from k = 0
+}
+
+enum class color : unsigned char { red = 1, green = 2, blue = 3 };
+
+void contexts(weft::pool &p)
+{
+    static weft::context_var<int> id("request_id", -1);
+    static weft::context_var<color> col("color", color::red);
+    static weft::context_var<const char *> tag("tag", nullptr);
+    CHECK_EQ(id.get(), -1);
+    CHECK(col.get() == color::red);
+    CHECK(tag.get() == nullptr);
+    static const char hello[] = "hello";
+    std::atomic<int> bad{0};
+    weft::flow f(p);
+    for (int i = 0; i < 20; i++) {
+        id.set(i);
+        col.set(i % 2 ? color::green : color::blue);
+        tag.set(hello);
+        f.spawn([i, &bad] {
+            // Each task sees the values set when it was spawned...
+            if (id.get() != i || col.get() != (i % 2 ? color::green : color::blue) || tag.get() != hello)
+                bad++;
+            // ... a set inside stays inside (and in what it spawns).
+            id.set(1000 + i);
+            long s = 0;
+            weft::join([&] { s += id.get() == 1000 + i; }, [&] {});
+            weft::parallel_for(0, 10, 1, [&bad, i](int) {
+                if (id.get() != 1000 + i)
+                    bad++;
+            });
+            if (s != 1)
+                bad++;
+        });
+    }
+    f.wait();
+    CHECK_EQ(bad.load(), 0);
+    CHECK_EQ(id.get(), 19);
+
+    // A snapshot: runs in the values of the capture, not today's.
+    weft::context snap = weft::context::capture();
+    id.set(77);
+    CHECK_EQ(snap.run([] { return id.get(); }), 19);
+    snap.run([] { id.set(5); }); // stays inside
+    CHECK_EQ(id.get(), 77);
+    weft::context moved = std::move(snap);
+    CHECK(snap.native() == nullptr && moved.native() != nullptr);
+    CHECK_EQ(moved.run([] { return id.get(); }), 19);
+}
+
+void cancel_poll(weft::pool &p)
+{
+    CHECK(!weft::canceled()); // not a task
+    std::atomic<int> saw{0};
+    weft::flow f(p);
+    f.spawn([&saw, &f] {
+        CHECK(!weft::canceled());
+        f.cancel();
+        if (weft::canceled())
+            saw++;
+    });
+    try {
+        f.wait();
+    } catch (const std::system_error &e) {
+        CHECK_EQ(e.code().value(), ECANCELED);
+    }
+    CHECK_EQ(saw.load(), 1);
+}
+
+} // namespace
+
+int main()
+{
+    pools();
+    weft::pool_options o;
+    o.workers = 2;
+    weft::pool p(o);
+    loops(p);
+    reduces(p);
+    joins(p);
+    contexts(p);
+    cancel_poll(p);
+    std::printf("cxx_api: ok\n");
+    p.destroy();
+    weft::shutdown_default_pool();
+    return 0;
+}
