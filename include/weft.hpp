@@ -76,13 +76,15 @@ inline const void *thread_tag() noexcept
 }
 
 /* A task record in a flow's arena: this header, then the callable (or, for
- * a large one, a pointer to it). Records are multiples of 16 bytes. */
+ * a large one, a pointer to it). Records are multiples of 16 bytes. The
+ * callable's type has two task_ops of the same size: a live one, whose
+ * destroy is what a skipped task needs at close, and a dead one (destroy
+ * NULL) for a record whose callable was destroyed or never made. */
 struct task_ops {
     std::size_t size;               /* of the whole record */
-    void (*destroy)(void *payload); /* NULL: trivially destructible */
+    void (*destroy)(void *payload); /* NULL: nothing to destroy */
 };
 struct alignas(16) task_hdr {
-    flow           *fl;  /* NULL once the callable is destroyed (or never made) */
     const task_ops *ops; /* NULL: end of a shared chunk's records */
 };
 static_assert(sizeof(task_hdr) == 16, "task_hdr is 16 bytes");
@@ -360,17 +362,17 @@ public:
         if constexpr (sizeof(D) <= small_size && alignof(D) <= 16) {
             constexpr bool trivial = std::is_trivially_destructible_v<D>;
             detail::task_hdr *h = alloc(small_ops<D>.size, !trivial);
-            ::new (static_cast<void *>(h)) detail::task_hdr{nullptr, &small_ops<D>};
-            ::new (detail::payload(h)) D(std::forward<F>(fn)); /* may throw: the record stays dead */
-            h->fl = this;
-            submit(h, &run_small<D>);
+            if constexpr (!std::is_nothrow_constructible_v<D, F &&>)
+                h->ops = &dead_ops<D>; /* if the copy throws, the record stays dead */
+            ::new (detail::payload(h)) D(std::forward<F>(fn));
+            ::new (static_cast<void *>(h)) detail::task_hdr{&small_ops<D>};
+            submit(h, &run_small<D>, &dead_ops<D>);
         } else {
             std::unique_ptr<D> p(new D(std::forward<F>(fn)));
             detail::task_hdr *h = alloc(big_ops<D>.size, true);
-            ::new (static_cast<void *>(h)) detail::task_hdr{nullptr, &big_ops<D>};
             ::new (detail::payload(h)) D *(p.release());
-            h->fl = this;
-            submit(h, &run_big<D>);
+            ::new (static_cast<void *>(h)) detail::task_hdr{&big_ops<D>};
+            submit(h, &run_big<D>, &dead_big_ops);
         }
     }
 
@@ -418,7 +420,14 @@ private:
         sizeof(detail::task_hdr) + detail::round16(sizeof(D)),
         std::is_trivially_destructible_v<D> ? nullptr : &destroy_small<D>};
     template <class D>
+    static constexpr detail::task_ops dead_ops{sizeof(detail::task_hdr) + detail::round16(sizeof(D)), nullptr};
+    template <class D>
     static constexpr detail::task_ops big_ops{sizeof(detail::task_hdr) + 16, &destroy_big<D>};
+    static constexpr detail::task_ops dead_big_ops{sizeof(detail::task_hdr) + 16, nullptr};
+
+    /* The flow of the running task: ours, in a trampoline (weft_current_flow
+     * is the task's flow, and f_ is our first member). Only failures need it. */
+    static flow *current() noexcept { return reinterpret_cast<flow *>(weft_current_flow()); }
 
     /* The trampolines weft calls: no exception leaves them. A failure is
      * recorded before the task returns (and weft cancels the flow). */
@@ -427,20 +436,19 @@ private:
     {
         auto *h = static_cast<detail::task_hdr *>(arg);
         D &d = *std::launder(static_cast<D *>(detail::payload(h)));
-        flow *fl = h->fl;
         int r;
         try {
             r = detail::call(d);
         } catch (...) {
-            fl->fail(0, std::current_exception());
+            current()->fail(0, std::current_exception());
             r = ECANCELED;
         }
         if constexpr (!std::is_trivially_destructible_v<D>) {
             d.~D();
-            h->fl = nullptr;
+            h->ops = &dead_ops<D>;
         }
-        if (r != 0)
-            fl->fail(r, nullptr); /* dropped after an exception: it came first */
+        if (__builtin_expect(r != 0, 0))
+            current()->fail(r, nullptr); /* dropped after an exception: it came first */
         return r;
     }
     template <class D>
@@ -448,18 +456,17 @@ private:
     {
         auto *h = static_cast<detail::task_hdr *>(arg);
         D *d = *std::launder(static_cast<D **>(detail::payload(h)));
-        flow *fl = h->fl;
         int r;
         try {
             r = detail::call(*d);
         } catch (...) {
-            fl->fail(0, std::current_exception());
+            current()->fail(0, std::current_exception());
             r = ECANCELED;
         }
         delete d;
-        h->fl = nullptr;
-        if (r != 0)
-            fl->fail(r, nullptr);
+        h->ops = &dead_big_ops;
+        if (__builtin_expect(r != 0, 0))
+            current()->fail(r, nullptr);
         return r;
     }
 
@@ -477,15 +484,20 @@ private:
         }
     }
 
-    void submit(detail::task_hdr *h, weft_fn fn)
+    void submit(detail::task_hdr *h, weft_fn fn, const detail::task_ops *dead)
     {
         int rc = weft_spawn(&f_, fn, h);
-        if (rc) {
-            if (h->ops->destroy)
-                h->ops->destroy(detail::payload(h));
-            h->fl = nullptr;
-            detail::throw_error(rc, "weft::flow::spawn: weft_spawn");
-        }
+        if (__builtin_expect(rc != 0, 0))
+            spawn_failed(h, dead, rc);
+    }
+
+    [[noreturn]] __attribute__((noinline, cold)) static void spawn_failed(detail::task_hdr *h,
+                                                                           const detail::task_ops *dead, int rc)
+    {
+        if (h->ops->destroy)
+            h->ops->destroy(detail::payload(h));
+        h->ops = dead;
+        detail::throw_error(rc, "weft::flow::spawn: weft_spawn");
     }
 
     [[noreturn]] __attribute__((noinline, cold)) void wait_failed(int rc)
@@ -519,7 +531,7 @@ private:
             auto *h = reinterpret_cast<detail::task_hdr *>(cur_);
             cur_ += n;
             if (walk)
-                walk_local_ = true;
+                slow_ = walk_local_ = true;
             return h;
         }
         return alloc_slow(n, walk);
@@ -532,6 +544,7 @@ private:
         grow_local(n);
         auto *h = reinterpret_cast<detail::task_hdr *>(cur_);
         cur_ += n;
+        slow_ = true;
         if (walk)
             walk_local_ = true;
         return h;
@@ -573,7 +586,7 @@ private:
                 if (o + n <= c->cap)
                     return reinterpret_cast<detail::task_hdr *>(c->data() + o);
                 if (o < c->cap)
-                    ::new (static_cast<void *>(c->data() + o)) detail::task_hdr{nullptr, nullptr};
+                    ::new (static_cast<void *>(c->data() + o)) detail::task_hdr{nullptr};
                 if (o > c->cap) {
                     detail::shared_chunk *now = c;
                     for (int spin = 0; spin < 4096 && now == c; spin++) {
@@ -606,10 +619,8 @@ private:
             auto *h = std::launder(reinterpret_cast<detail::task_hdr *>(p));
             if (!h->ops)
                 break;
-            if (h->fl && h->ops->destroy) {
-                h->ops->destroy(detail::payload(h));
-                h->fl = nullptr;
-            }
+            if (h->ops->destroy)
+                h->ops->destroy(detail::payload(h)); /* a task that never ran */
             p += h->ops->size;
         }
     }
@@ -619,7 +630,7 @@ private:
     void release() noexcept
     {
         open_ = false;
-        if (__builtin_expect(walk_local_ || local_ || shared_.load(std::memory_order_relaxed), 0))
+        if (__builtin_expect(slow_ || shared_.load(std::memory_order_relaxed), 0))
             release_slow();
     }
 
@@ -646,23 +657,27 @@ private:
         local_ = nullptr;
         shared_.store(nullptr, std::memory_order_relaxed);
         cur_ = end_ = nullptr;
+        slow_ = walk_local_ = false;
     }
 
     weft_flow                          f_;
     unsigned char                     *cur_ = inline_;
     unsigned char                     *end_ = inline_ + inline_arena;
     detail::local_chunk               *local_ = nullptr; /* the opener's chunks, newest first */
-    std::size_t                        inline_used_ = 0;
+    std::size_t                        inline_used_; /* set when local_ is */
     std::atomic<detail::shared_chunk *> shared_{nullptr}; /* everyone else's, newest first */
     const void                        *owner_ = detail::thread_tag();
     std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written */
     int                                code_; /* read only when fail_ is 2 */
     bool                               open_ = false;
+    bool                               slow_ = false; /* release has work: chunks, or walk_local_ */
     bool                               walk_local_ = false;
     std::atomic<bool>                  walk_shared_{false};
     std::exception_ptr                 exc_;
     alignas(16) unsigned char          inline_[inline_arena];
 };
+/* flow::current() turns the task's weft_flow * into its flow: f_ first. */
+static_assert(std::is_standard_layout_v<flow>, "weft::flow is standard-layout");
 
 /* ------------------------------------------------------------------------ */
 /* Binary fork-join                                                          */

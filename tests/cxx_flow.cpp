@@ -12,7 +12,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -295,6 +297,60 @@ void misuse(weft::pool &p)
     CHECK_EQ(inner.load(), EINVAL);
 }
 
+// A callable whose copy throws: spawn throws, nothing runs for it, the
+// record stays dead in the arena (the close walks past it), no leak. And an
+// over-aligned callable (alignas 64: on the heap, aligned).
+struct throws_on_copy {
+    sized<40> payload{3};
+    bool      armed = true;
+    throws_on_copy() = default;
+    throws_on_copy(const throws_on_copy &o) : payload(o.payload), armed(o.armed)
+    {
+        if (armed)
+            throw std::runtime_error("copy");
+    }
+    void operator()() { payload(); }
+};
+struct alignas(64) over_aligned {
+    long v;
+    void operator()() const
+    {
+        CHECK(reinterpret_cast<std::uintptr_t>(this) % 64 == 0);
+        sum_ran.fetch_add(v, std::memory_order_relaxed);
+    }
+};
+
+void throwing_copies(weft::pool &p)
+{
+    sum_ran = 0;
+    {
+        weft::flow f(p);
+        throws_on_copy bad;
+        std::atomic<int> threw{0};
+        for (int i = 0; i < 50; i++) {
+            f.spawn(sized<40>(1)); // live records around the dead ones
+            try {
+                f.spawn(bad);
+            } catch (const std::runtime_error &) {
+                threw++;
+            }
+            f.spawn([&f, &bad, &threw] { // from a task: the shared arena
+                try {
+                    f.spawn(bad);
+                } catch (const std::runtime_error &) {
+                    threw++;
+                }
+            });
+        }
+        over_aligned oa{5};
+        f.spawn(oa);
+        f.wait();
+        CHECK_EQ(threw.load(), 100);
+    }
+    CHECK_EQ(sum_ran.load(), 50 + 5);
+    CHECK_EQ(live.load(), 0);
+}
+
 void options_and_hooks()
 {
     std::atomic<int> started{0}, stopped{0};
@@ -375,6 +431,7 @@ int main()
     foreign_threads(p);
     move_only_callables(p);
     skipped_destroyed(p);
+    throwing_copies(p);
     int_results(p);
     destructor_closes(p);
     misuse(p);
