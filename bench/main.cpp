@@ -4,7 +4,9 @@
  *
  * Benchmark names are  <workload>/<runtime>/workers:<n>  where runtime is
  * serial, weft[.variant], omp[.variant] or tbb[.variant]; bench/report.py
- * parses them. Each repetition of each benchmark is a separate run, so
+ * parses them. The weft.cxx_* variants are the C++ layer (weft.hpp,
+ * workloads_cxx.cpp) on the same pools as the C rows. Each repetition of
+ * each benchmark is a separate run, so
  * --benchmark_enable_random_interleaving=true interleaves the runtimes.
  *
  * Options of our own (removed before google-benchmark sees the rest):
@@ -27,6 +29,7 @@
 #include "peers.hpp"
 #include "timing.h"
 #include "workloads.h"
+#include "workloads_cxx.hpp"
 #ifdef WEFT_BENCH_HAVE_DEQUE
 #include "deque_micro.h"
 #endif
@@ -45,6 +48,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 extern char **environ;
@@ -184,6 +188,19 @@ void run_checked(benchmark::State &st, uint64_t expect, const std::function<int(
     }
 }
 
+/* The weft.hpp rows (weft.cxx_*) throw on error: an error code for run_checked. */
+int cxx_checked(uint64_t *o, const std::function<uint64_t()> &fn)
+{
+    try {
+        *o = fn();
+        return 0;
+    } catch (const std::system_error &e) {
+        return e.code().value() ? e.code().value() : -1;
+    } catch (...) {
+        return -1;
+    }
+}
+
 void set_units(benchmark::State &st, double units)
 {
     st.counters["tasks"] = units; /* work units per iteration: report.py's ns/task */
@@ -260,6 +277,23 @@ void reg_fib()
                 run_checked(st, want, [=](uint64_t *o) { return f(p, n, o); });
             });
         }
+        /* The same three with weft.hpp: weft::join, weft::flow. */
+        using CxxFib = uint64_t (*)(weft_pool *, int);
+        const std::pair<const char *, CxxFib> cxx_variants[] = {{"weft.cxx_flow2", cxx_wl::fib_flow2},
+                                                                {"weft.cxx_flow1", cxx_wl::fib_flow1},
+                                                                {"weft.cxx_join", cxx_wl::fib_join}};
+        for (auto &v : cxx_variants) {
+            CxxFib f = v.second;
+            const bool both = f == cxx_wl::fib_flow2;
+            reg("fib", v.first, w, [=](benchmark::State &st) {
+                common(st);
+                st.counters["spawns"] = both ? calls - 1 : inner;
+                weft_pool *p = weft_pool_for(st, w);
+                if (!p)
+                    return;
+                run_checked(st, want, [=](uint64_t *o) { return cxx_checked(o, [=] { return f(p, n); }); });
+            });
+        }
         reg("fib", "omp.task", w, [=](benchmark::State &st) {
             common(st);
             st.counters["spawns"] = inner;
@@ -300,6 +334,13 @@ void reg_nqueens()
             if (!p)
                 return;
             run_checked(st, want, [=](uint64_t *o) { return nqueens_weft(p, n, o); });
+        });
+        reg("nqueens", "weft.cxx", w, [=](benchmark::State &st) {
+            st.SetLabel(lab);
+            weft_pool *p = weft_pool_for(st, w);
+            if (!p)
+                return;
+            run_checked(st, want, [=](uint64_t *o) { return cxx_checked(o, [=] { return cxx_wl::nqueens(p, n); }); });
         });
         reg("nqueens", "omp.task", w, [=](benchmark::State &st) {
             st.SetLabel(lab);
