@@ -342,8 +342,14 @@ public:
         if (!open_)
             return;
         int rc = weft_flow_close(&f_);
-        if (__builtin_expect(rc != 0, 0) && rc == EINVAL && still_open())
-            std::terminate();
+        if (__builtin_expect(rc != 0, 0)) {
+            if (rc == EINVAL && still_open())
+                std::terminate();
+            release();
+            if (fail_.load(std::memory_order_acquire) == 2)
+                drop_failure();
+            return;
+        }
         release();
     }
 
@@ -479,7 +485,8 @@ private:
         int zero = 0;
         if (fail_.compare_exchange_strong(zero, 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
             code_ = code;
-            exc_ = std::move(e);
+            if (code == 0)
+                ::new (static_cast<void *>(exc_)) std::exception_ptr(std::move(e));
             fail_.store(2, std::memory_order_release);
         }
     }
@@ -506,14 +513,27 @@ private:
             detail::throw_error(EINVAL, "weft::flow::wait: called from inside the flow");
         release();
         if (fail_.load(std::memory_order_acquire) == 2) {
-            if (exc_) {
-                std::exception_ptr e = std::move(exc_);
-                exc_ = nullptr;
-                std::rethrow_exception(e);
-            }
+            if (code_ == 0)
+                std::rethrow_exception(take_exception());
             rc = code_;
+            fail_.store(3, std::memory_order_relaxed); /* reported */
         }
         detail::throw_error(rc, "weft::flow::wait");
+    }
+
+    /* The stored exception, out of its slot (constructed only by fail). */
+    std::exception_ptr take_exception() noexcept
+    {
+        auto *p = std::launder(reinterpret_cast<std::exception_ptr *>(exc_));
+        std::exception_ptr e = std::move(*p);
+        p->~exception_ptr();
+        fail_.store(3, std::memory_order_relaxed); /* reported */
+        return e;
+    }
+    __attribute__((noinline, cold)) void drop_failure() noexcept
+    {
+        if (code_ == 0)
+            (void)take_exception();
     }
 
     /* weft_flow_close said EINVAL: our misuse (called inside the flow: it
@@ -667,13 +687,14 @@ private:
     std::size_t                        inline_used_; /* set when local_ is */
     std::atomic<detail::shared_chunk *> shared_{nullptr}; /* everyone else's, newest first */
     const void                        *owner_ = detail::thread_tag();
-    std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written */
+    std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written, 3 reported */
     int                                code_; /* read only when fail_ is 2 */
     bool                               open_ = false;
     bool                               slow_ = false; /* release has work: chunks, or walk_local_ */
     bool                               walk_local_ = false;
     std::atomic<bool>                  walk_shared_{false};
-    std::exception_ptr                 exc_;
+    /* The first failure's exception (code_ 0): constructed only then. */
+    alignas(std::exception_ptr) unsigned char exc_[sizeof(std::exception_ptr)];
     alignas(16) unsigned char          inline_[inline_arena];
 };
 /* flow::current() turns the task's weft_flow * into its flow: f_ first. */
@@ -796,7 +817,9 @@ __attribute__((always_inline)) inline void join(F &&f, G &&g)
     using B = detail::join_slot<G>;
     detail::join_frame<A, B> fr{f, g};
     int rc = weft_join(&detail::join_run<0, A, B>, &fr, &detail::join_run<1, A, B>, &fr);
-    if (__builtin_expect((rc | fr.failed[0] | fr.failed[1]) != 0, 0))
+    std::uint16_t failed; /* both flags in one load */
+    std::memcpy(&failed, fr.failed, sizeof failed);
+    if (__builtin_expect((rc | failed) != 0, 0))
         detail::join_failed(rc, fr);
 }
 
