@@ -173,6 +173,8 @@ struct pool_options {
 class pool {
 public:
     pool() : pool(pool_options{}) {}
+    /* A pool of that many workers (0: as weft_pool_create decides). */
+    explicit pool(unsigned workers) : pool(options_for(workers)) {}
     explicit pool(const pool_options &o)
     {
         weft_pool_config cfg{};
@@ -255,6 +257,12 @@ private:
     struct hooks {
         std::function<void(unsigned)> start, stop;
     };
+    static pool_options options_for(unsigned workers)
+    {
+        pool_options o;
+        o.workers = workers;
+        return o;
+    }
     static void start_hook(weft_pool *, unsigned w, void *arg) noexcept
     {
         auto *h = static_cast<hooks *>(arg);
@@ -829,6 +837,12 @@ __attribute__((always_inline)) inline void join(F &&f, G &&g)
 
 namespace detail {
 
+/* The index type of a loop over [begin, end): their common integer type. */
+template <class B, class E>
+using index_t = std::enable_if_t<std::is_integral_v<B> && std::is_integral_v<E> && !std::is_same_v<B, bool> &&
+                                     !std::is_same_v<E, bool>,
+                                 std::common_type_t<B, E>>;
+
 template <class I>
 inline I index_at(I begin, std::size_t i) noexcept
 {
@@ -965,75 +979,130 @@ T parallel_reduce(weft_pool *p, I begin, I end, std::size_t grain, T identity, B
  * exception thrown by f skips the pieces not yet started and is rethrown;
  * a canceled caller's flow: std::system_error(ECANCELED). Costs one flow
  * (an open, a spawn and a close) over weft_for, and no allocation. */
-template <class I, class F>
-inline void parallel_for(I begin, I end, std::size_t grain, F &&f)
+template <class B, class E, class F, class I = detail::index_t<B, E>>
+inline void parallel_for(B begin, E end, std::size_t grain, F &&f)
 {
-    detail::parallel_for(nullptr, begin, end, grain, f);
+    detail::parallel_for<I>(nullptr, static_cast<I>(begin), static_cast<I>(end), grain, f);
 }
-template <class I, class F>
-inline void parallel_for(I begin, I end, F &&f)
+template <class B, class E, class F, class I = detail::index_t<B, E>>
+inline void parallel_for(B begin, E end, F &&f)
 {
-    detail::parallel_for(nullptr, begin, end, 0, f);
+    detail::parallel_for<I>(nullptr, static_cast<I>(begin), static_cast<I>(end), 0, f);
 }
-template <class I, class F>
-inline void parallel_for(pool &p, I begin, I end, std::size_t grain, F &&f)
+template <class B, class E, class F, class I = detail::index_t<B, E>>
+inline void parallel_for(pool &p, B begin, E end, std::size_t grain, F &&f)
 {
-    detail::parallel_for(p.native(), begin, end, grain, f);
+    detail::parallel_for<I>(p.native(), static_cast<I>(begin), static_cast<I>(end), grain, f);
+}
+template <class B, class E, class F, class I = detail::index_t<B, E>>
+inline void parallel_for(pool &p, B begin, E end, F &&f)
+{
+    detail::parallel_for<I>(p.native(), static_cast<I>(begin), static_cast<I>(end), 0, f);
 }
 
 /* Reduces [begin, end): body(b, e, identity) (or body(b, e)) on pieces of
- * at most grain indexes (0: about eight per worker), combine(left, right)
- * in index order, so combine needs to be associative, not commutative.
- * Exceptions as parallel_for (pieces not started give identity). Built on
- * weft::join; an optional<T> per split on the stack, no allocation. */
-template <class I, class T, class B, class C>
-inline T parallel_reduce(I begin, I end, std::size_t grain, T identity, B &&body, C &&combine)
+ * at most grain indexes (0 or no grain: about eight per worker),
+ * combine(left, right) in index order, so combine needs to be
+ * associative, not commutative. Exceptions as parallel_for (pieces not
+ * started give identity). Built on weft::join; an optional<T> per split on
+ * the stack, no allocation. */
+template <class B, class E, class T, class Body, class C, class I = detail::index_t<B, E>>
+inline T parallel_reduce(B begin, E end, std::size_t grain, T identity, Body &&body, C &&combine)
 {
-    return detail::parallel_reduce<T>(nullptr, begin, end, grain, std::move(identity), body, combine);
+    return detail::parallel_reduce<T, I>(nullptr, static_cast<I>(begin), static_cast<I>(end), grain, std::move(identity), body, combine);
 }
-template <class I, class T, class B, class C>
-inline T parallel_reduce(pool &p, I begin, I end, std::size_t grain, T identity, B &&body, C &&combine)
+template <class B, class E, class T, class Body, class C, class I = detail::index_t<B, E>>
+inline T parallel_reduce(B begin, E end, T identity, Body &&body, C &&combine)
 {
-    return detail::parallel_reduce<T>(p.native(), begin, end, grain, std::move(identity), body, combine);
+    return detail::parallel_reduce<T, I>(nullptr, static_cast<I>(begin), static_cast<I>(end), 0, std::move(identity), body, combine);
+}
+template <class B, class E, class T, class Body, class C, class I = detail::index_t<B, E>>
+inline T parallel_reduce(pool &p, B begin, E end, std::size_t grain, T identity, Body &&body, C &&combine)
+{
+    return detail::parallel_reduce<T, I>(p.native(), static_cast<I>(begin), static_cast<I>(end), grain, std::move(identity), body, combine);
+}
+template <class B, class E, class T, class Body, class C, class I = detail::index_t<B, E>>
+inline T parallel_reduce(pool &p, B begin, E end, T identity, Body &&body, C &&combine)
+{
+    return detail::parallel_reduce<T, I>(p.native(), static_cast<I>(begin), static_cast<I>(end), 0, std::move(identity), body, combine);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Context variables and snapshots                                           */
 /* ------------------------------------------------------------------------ */
 
-/* A weft_ctx_var holding a T by value in its pointer-sized slot. weft never
- * frees values (weft.h has no retain/release for them), so T is a small
- * trivially copyable type: an int, an id, an enum, or a pointer to
- * something you keep alive for as long as any context may hold it. A
- * std::shared_ptr cannot be a context value. Variables live until the
- * process ends, whatever happens to this object: make them static. */
+/* A weft_ctx_var holding a T. weft never frees a context value (weft.h has
+ * no retain/release for values), so:
+ *  - a small trivially copyable T (an int, an id, an enum, a pointer to
+ *    something you keep alive) is stored in the variable's pointer-sized
+ *    slot itself: get() returns a T, set() costs what weft_ctx_set costs;
+ *  - any other T (a std::shared_ptr, a std::string) is boxed: set() copies
+ *    the value into a node this object owns and stores the node's address;
+ *    get() returns a const T & to it. Nodes are freed when the context_var
+ *    is destroyed, not before (a snapshot may still hold any of them), so
+ *    every set() of a boxed T keeps one node until then: fine for values
+ *    set a few times, not for one set per request.
+ * The weft variable lives until the process ends, and this object must
+ * outlive every get() and set() on it: make context variables static. */
 template <class T>
 class context_var {
-    static_assert(std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
-                      sizeof(T) <= sizeof(void *),
-                  "weft::context_var<T>: T must be trivially copyable, default-constructible and fit in a "
-                  "pointer (weft never frees values; hold a pointer to storage you keep alive)");
+    static constexpr bool in_slot = std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
+                                    sizeof(T) <= sizeof(void *);
+    struct node {
+        node *next;
+        T     value;
+    };
 
 public:
+    using value_type = std::conditional_t<in_slot, T, const T &>;
+
     explicit context_var(const char *name = nullptr, T initial = T{})
     {
-        int rc = weft_ctx_var_create(&v_, name, to_ptr(initial));
+        void *v;
+        if constexpr (in_slot)
+            v = to_ptr(initial);
+        else
+            v = box(std::move(initial));
+        int rc = weft_ctx_var_create(&v_, name, v);
         if (rc)
             detail::throw_error(rc, "weft::context_var: weft_ctx_var_create");
     }
+    context_var(const context_var &) = delete;
+    context_var &operator=(const context_var &) = delete;
+    ~context_var()
+    {
+        if constexpr (!in_slot)
+            for (node *n = nodes_.load(std::memory_order_acquire); n;) {
+                node *next = n->next;
+                delete n;
+                n = next;
+            }
+    }
+
     /* The value in the current context (task or thread), else the initial. */
-    T get() const noexcept { return from_ptr(weft_ctx_get(v_)); }
+    value_type get() const noexcept
+    {
+        if constexpr (in_slot)
+            return from_ptr(weft_ctx_get(v_));
+        else
+            return static_cast<const node *>(weft_ctx_get(v_))->value;
+    }
     /* Sets it in the current context: this task and what it spawns after. */
     void set(T value)
     {
-        int rc = weft_ctx_set(v_, to_ptr(value));
+        void *v;
+        if constexpr (in_slot)
+            v = to_ptr(value);
+        else
+            v = box(std::move(value));
+        int rc = weft_ctx_set(v_, v);
         if (rc)
             detail::throw_error(rc, "weft::context_var::set: weft_ctx_set");
     }
     weft_ctx_var *native() const noexcept { return v_; }
 
 private:
-    static void *to_ptr(T v) noexcept
+    static void *to_ptr(const T &v) noexcept
     {
         void *p = nullptr;
         std::memcpy(&p, &v, sizeof v);
@@ -1045,7 +1114,18 @@ private:
         std::memcpy(&v, &p, sizeof v);
         return v;
     }
-    weft_ctx_var *v_ = nullptr;
+    /* A node for value, on the list freed by the destructor (any thread may
+     * push: a lock-free stack). */
+    void *box(T &&value)
+    {
+        node *n = new node{nullptr, std::move(value)};
+        n->next = nodes_.load(std::memory_order_relaxed);
+        while (!nodes_.compare_exchange_weak(n->next, n, std::memory_order_release, std::memory_order_relaxed)) {
+        }
+        return n;
+    }
+    weft_ctx_var       *v_ = nullptr;
+    std::atomic<node *> nodes_{nullptr};
 };
 
 /* A snapshot of the current context (weft_ctx_capture), released when the

@@ -3,14 +3,17 @@
 // and unsigned indexes, negative ranges, every grain, on a chosen pool and
 // nested in tasks), parallel_reduce (a non-commutative combine keeps index
 // order; empty ranges give the identity), join with values and recursion,
-// context_var<T> (ints, enums, pointers) seen by spawned tasks, joins and
-// loops, context snapshots, canceled().
+// context_var<T> (ints, enums, pointers in the slot; shared_ptr and string
+// boxed) seen by spawned tasks, joins and loops, context snapshots,
+// canceled(); loops and reductions with mixed index types, with and without
+// a grain, on a pool and not.
 #include <weft.hpp>
 
 #include "tests/check.h"
 
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -77,6 +80,13 @@ void loops(weft::pool &p)
         code = e.code().value();
     }
     CHECK_EQ(code, EINVAL);
+    // Mixed index types (int and size_t: their common type), no grain, on a pool.
+    std::vector<int> v(1000, 1);
+    std::atomic<long> m{0};
+    weft::parallel_for(0, v.size(), 16, [&](std::size_t i) { m += v[i]; });
+    weft::parallel_for(p, 0, v.size(), [&](std::size_t i) { m += v[i]; });
+    weft::parallel_for(p, short(0), 1000, [&m](int) { m++; });
+    CHECK_EQ(m.load(), 3000);
     // Nested in tasks on several workers.
     std::atomic<long> total{0};
     weft::flow f(p);
@@ -117,6 +127,17 @@ void reduces(weft::pool &p)
     CHECK_EQ(sum, 5000050000L);
     CHECK_EQ(weft::parallel_reduce(3, 3, 0, 42, [](int, int) { return 0; }, [](int a, int b) { return a + b; }),
              42);
+    // No grain, mixed index types, on a pool and not.
+    std::vector<long> w(5000, 2);
+    auto range_sum = [&w](std::size_t b, std::size_t e, long acc) {
+        for (; b < e; b++)
+            acc += w[b];
+        return acc;
+    };
+    auto plus = [](long a, long b) { return a + b; };
+    CHECK_EQ(weft::parallel_reduce(0, w.size(), 0L, range_sum, plus), 10000);
+    CHECK_EQ(weft::parallel_reduce(p, 0, w.size(), 0L, range_sum, plus), 10000);
+    CHECK_EQ(weft::parallel_reduce(p, 0, w.size(), 7, 0L, range_sum, plus), 10000);
     // Inside a task (runs on the worker's pool directly).
     long in_task = 0;
     weft::flow f(p);
@@ -193,6 +214,35 @@ void contexts(weft::pool &p)
     CHECK_EQ(bad.load(), 0);
     CHECK_EQ(id.get(), 19);
 
+    // Boxed values: a shared_ptr and a string (copied into nodes the
+    // context_var frees when it is destroyed).
+    {
+        auto first = std::make_shared<int>(1);
+        weft::context_var<std::shared_ptr<int>> sp("sp", first);
+        weft::context_var<std::string> name("name", "none");
+        CHECK(sp.get() == first && name.get() == "none");
+        std::weak_ptr<int> watch;
+        {
+            auto second = std::make_shared<int>(2);
+            watch = second;
+            sp.set(second);
+        }
+        name.set(std::string(100, 'x'));
+        weft::flow g(p);
+        std::atomic<int> seen{0};
+        for (int i = 0; i < 10; i++)
+            g.spawn([&sp, &name, &seen] {
+                if (*sp.get() == 2 && name.get().size() == 100)
+                    seen++;
+                sp.set(std::make_shared<int>(3)); // inside the task only
+                if (*sp.get() != 3)
+                    seen--;
+            });
+        g.wait();
+        CHECK_EQ(seen.load(), 10);
+        CHECK_EQ(*sp.get(), 2);
+        CHECK(!watch.expired()); // a context may still hold it
+    }
     // A snapshot: runs in the values of the capture, not today's.
     weft::context snap = weft::context::capture();
     id.set(77);
@@ -228,9 +278,8 @@ void cancel_poll(weft::pool &p)
 int main()
 {
     pools();
-    weft::pool_options o;
-    o.workers = 2;
-    weft::pool p(o);
+    weft::pool p(2u);
+    CHECK_EQ(p.workers(), 2);
     loops(p);
     reduces(p);
     joins(p);
