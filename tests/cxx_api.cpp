@@ -41,8 +41,12 @@ void pools()
     for (int i = 0; i < 50; i++)
         f.spawn([] {});
     f.wait();
-    weft_stats st = p.stats();
-    CHECK_EQ(static_cast<long>(st.tasks_run + st.tasks_skipped), static_cast<long>(st.tasks_spawned));
+    try {
+        weft_stats st = p.stats();
+        CHECK_EQ(static_cast<long>(st.tasks_run + st.tasks_skipped), static_cast<long>(st.tasks_spawned));
+    } catch (const std::system_error &e) {
+        CHECK_EQ(e.code().value(), ENOTSUP); // built with WEFT_OBSERVE=OFF
+    }
 }
 
 void loops(weft::pool &p)
