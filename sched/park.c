@@ -90,7 +90,7 @@ void ws_notify(struct weft_pool *p, int n)
         ws_wake(p, n);
 }
 
-static uint64_t ws_clock_ns(void)
+uint64_t ws_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -106,19 +106,15 @@ void ws_park_wait(struct weft_pool *p, ws_worker *w)
     if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p)) {
         WS_PROBE2(park, p, w->index);
         ws_trace(w, WS_EV_PARK_BEGIN, 0, 0);
-        uint64_t t0 = WS_OBSERVE ? ws_clock_ns() : 0;
+        uint64_t t0 = WS_OBSERVE ? ws_now_ns() : 0;
         ws_futex_wait(&p->park.epoch, e, 0);
         WS_STAT(w, parks, 1);
-        WS_STAT(w, parked_ns, ws_clock_ns() - t0);
+        WS_STAT(w, parked_ns, ws_now_ns() - t0);
         ws_trace(w, WS_EV_PARK_END, 0, 0);
     }
     atomic_fetch_sub_explicit(&p->park.sleepers, 1, memory_order_relaxed);
 }
 
-uint64_t ws_now_ns(void)
-{
-    return ws_clock_ns();
-}
 
 void ws_publish(ws_worker *w, bool all)
 {
