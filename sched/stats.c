@@ -20,30 +20,27 @@ void ws_stat_depth_slow(ws_worker *w)
 #endif
 
 #if WS_OBSERVE
+/* The counters a pool's sum adds up (wakeups and max_deque have sums of
+ * their own: see weft_pool_stats). */
+#define WS_SUMMED(X) \
+    X(tasks_run) X(tasks_skipped) X(tasks_spawned) X(steals) X(steal_attempts) \
+    X(injected) X(publishes) X(parks) X(parked_ns) X(spin_ns)
+
 /* Relaxed loads: each counter is written by one worker with relaxed stores,
- * so each value read is one the counter really had during the call. */
+ * so each value read is one the counter really had during the call. Each
+ * field on its own: relaxed loads give no order between fields (run may
+ * briefly read above spawned while tasks run); the sums are exact once the
+ * reader synchronized with the flows' closes. */
 static void ws_stats_read(const ws_worker *w, weft_stats *out)
 {
-#define WS_READ(f) out->f = atomic_load_explicit(&w->stats.f, memory_order_relaxed)
-    /* Each field on its own: relaxed loads give no order between fields
-     * (run may briefly read above spawned while tasks run); the sums are
-     * exact once the reader synchronized with the flows' closes. */
-    WS_READ(tasks_run);
-    WS_READ(tasks_skipped);
-    WS_READ(tasks_spawned);
-    WS_READ(steals);
-    WS_READ(steal_attempts);
-    WS_READ(injected);
-    WS_READ(publishes);
-    WS_READ(parks);
-    WS_READ(wakeups);
-    WS_READ(parked_ns);
-    WS_READ(spin_ns);
-    WS_READ(max_deque);
+#define WS_READ(f) out->f = atomic_load_explicit(&w->stats.f, memory_order_relaxed);
+    WS_SUMMED(WS_READ)
+    WS_READ(wakeups)
+    WS_READ(max_deque)
+#undef WS_READ
     uint64_t inline_joins = atomic_load_explicit(&w->stats.joins_inline, memory_order_relaxed);
     out->tasks_run += inline_joins;
     out->tasks_spawned += inline_joins;
-#undef WS_READ
 }
 #endif
 
@@ -63,16 +60,9 @@ int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
     for (unsigned i = 0; i < pool->nworkers; i++) {
         weft_stats s;
         ws_stats_read(pool->workers[i], &s);
-        out->tasks_run += s.tasks_run;
-        out->tasks_spawned += s.tasks_spawned;
-        out->tasks_skipped += s.tasks_skipped;
-        out->steals += s.steals;
-        out->steal_attempts += s.steal_attempts;
-        out->injected += s.injected;
-        out->publishes += s.publishes;
-        out->parks += s.parks;
-        out->parked_ns += s.parked_ns;
-        out->spin_ns += s.spin_ns;
+#define WS_ADD(f) out->f += s.f;
+        WS_SUMMED(WS_ADD)
+#undef WS_ADD
         if (s.max_deque > out->max_deque)
             out->max_deque = s.max_deque;
     }
