@@ -580,11 +580,17 @@ private:
 
     static constexpr std::size_t first_chunk = 4096, max_chunk = 65536;
 
+    /* The size of the chunk after one of prev_cap bytes (0: none yet) that
+     * must hold a record of n bytes: doubling up to max_chunk. */
+    static std::size_t next_chunk_size(std::size_t prev_cap, std::size_t n)
+    {
+        std::size_t cap = prev_cap ? std::min(prev_cap * 2, max_chunk) : first_chunk;
+        return cap < n ? n : cap;
+    }
+
     void grow_local(std::size_t n)
     {
-        std::size_t cap = local_ ? std::min(local_->cap * 2, max_chunk) : first_chunk;
-        if (cap < n)
-            cap = n;
+        std::size_t cap = next_chunk_size(local_ ? local_->cap : 0, n);
         auto *c = detail::chunk_new<detail::local_chunk>(cap);
         c->next = local_;
         c->cap = cap;
@@ -627,9 +633,7 @@ private:
                     }
                 }
             }
-            std::size_t cap = c ? std::min(c->cap * 2, max_chunk) : first_chunk;
-            if (cap < n)
-                cap = n;
+            std::size_t cap = next_chunk_size(c ? c->cap : 0, n);
             auto *nc = detail::chunk_new<detail::shared_chunk>(cap);
             nc->next = c;
             nc->cap = cap;
