@@ -91,27 +91,11 @@ static void target_remove(int slot)
 /* The thread ids of this process's workers (named after their pool). */
 static int worker_tids(pid_t *tids, int max)
 {
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[288], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (!fgets(comm, sizeof comm, f))
-            comm[0] = 0;
-        fclose(f);
-        if (strncmp(comm, "sig", 3) == 0 || strncmp(comm, "weft", 4) == 0)
-            tids[n++] = (pid_t)atoi(e->d_name);
-    }
-    closedir(d);
-    return n;
+    int n = threads_named_ids("sig", tids, NULL, max);
+    if (n > max)
+        n = max;
+    int m = threads_named_ids("weft", tids + n, NULL, max - n);
+    return n + (m < max - n ? m : max - n);
 }
 
 static atomic_int storm_stop;

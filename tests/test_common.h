@@ -207,9 +207,9 @@ static inline void join_thread(pthread_t t)
 
 /* ---- threads of this process, by name ------------------------------------ */
 
-/* Counts this process's threads whose name starts with prefix; if names is
- * not NULL, also collects the names (up to max). */
-static inline int threads_named(const char *prefix, char (*names)[16], int max)
+/* Counts this process's threads whose name starts with prefix; if tids or
+ * names is not NULL, also collects their thread ids or names (up to max). */
+static inline int threads_named_ids(const char *prefix, pid_t *tids, char (*names)[16], int max)
 {
     DIR *d = opendir("/proc/self/task");
     CHECK(d != NULL);
@@ -232,11 +232,18 @@ static inline int threads_named(const char *prefix, char (*names)[16], int max)
                 memcpy(names[n], comm, len);
                 names[n][len] = 0;
             }
+            if (tids && n < max)
+                tids[n] = (pid_t)atoi(e->d_name);
             n++;
         }
     }
     closedir(d);
     return n;
+}
+
+static inline int threads_named(const char *prefix, char (*names)[16], int max)
+{
+    return threads_named_ids(prefix, NULL, names, max);
 }
 
 /* Waits (up to 10 s) until exactly n threads have a name starting with
