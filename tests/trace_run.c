@@ -18,6 +18,9 @@
  *     then idles (workers park), then one more flow wakes them;
  *   - DIR/small.json: the same pool traced again with $WEFT_TRACE_EVENTS=16,
  *     so that the buffers fill and events are dropped;
+ *   - DIR/odd.json: a 1-worker pool whose name has a quote and a backslash
+ *     (the file must still be JSON, the name intact) runs a chain of
+ *     CHAIN_DEPTH nested joins (every span kept, nested, none cut short);
  *   - DIR/expect.json: what the checker should find (span counts, thread
  *     names as the kernel has them, the idle window in trace time).
  *
@@ -36,7 +39,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { FIB_N = 18, LEAVES = 300, FOR_N = 4096, FOR_GRAIN = 256, SMALL_EVENTS = 16 };
+enum { FIB_N = 18, LEAVES = 300, FOR_N = 4096, FOR_GRAIN = 256, SMALL_EVENTS = 16,
+       CHAIN_DEPTH = 300 };
 
 static const char *dir;
 
@@ -94,6 +98,22 @@ int trace_fib(void *p)
         return 0;
     int a = n - 1, b = n - 2;
     return weft_join(trace_fib, &a, trace_fib, &b);
+}
+
+static int chain_leaf(void *p)
+{
+    (void)p;
+    return 0;
+}
+
+/* A join whose offered half is the chain one level down: CHAIN_DEPTH
+ * nested spans on one worker. */
+int trace_chain(void *p)
+{
+    long n = (long)(intptr_t)p;
+    if (n == 0)
+        return 0;
+    return weft_join(trace_chain, (void *)(intptr_t)(n - 1), chain_leaf, NULL);
 }
 
 static long fib_joins(int n)
@@ -244,6 +264,16 @@ int main(int argc, char **argv)
     CHECK_EQ(weft_trace_stop(p), 0);
     CHECK_EQ(weft_pool_destroy(p), 0);
 
+    STAGE("an odd name, deep nesting");
+    char odd_path[4096];
+    path_of(odd_path, sizeof odd_path, "odd.json");
+    weft_pool_config odd = {.workers = 1, .name = "q\"b\\c"};
+    CHECK_EQ(weft_pool_create(&p, &odd), 0);
+    CHECK_EQ(weft_trace_start(p, odd_path), 0);
+    run_root(p, trace_chain, (void *)(intptr_t)CHAIN_DEPTH);
+    CHECK_EQ(weft_trace_stop(p), 0);
+    CHECK_EQ(weft_pool_destroy(p), 0);
+
     STAGE("expectations");
     char path[4096];
     path_of(path, sizeof path, "expect.json");
@@ -261,6 +291,7 @@ int main(int argc, char **argv)
             "          \"task_spans\": %ld, \"flow_spans\": 2, \"inject\": 4,\n"
             "          \"idle_us\": [%.3f, %.3f], \"buffer_events\": 65536},\n"
             " \"small\": {\"pool\": \"tr\", \"workers\": 2, \"buffer_events\": %d},\n"
+            " \"odd\": {\"pool\": \"q\\\"b\\\\c\", \"workers\": 1, \"spans\": {\"trace_chain\": %d}},\n"
             " \"env\": {\"pool\": \"envA\", \"workers\": 2, \"spans\": {\"trace_burst\": 1, \"trace_leaf\": 50}},\n"
             " \"env-1\": {\"pool\": \"envB\", \"workers\": 1, \"spans\": {\"trace_burst\": 1, \"trace_leaf\": 50}}\n"
             "}\n",
@@ -268,7 +299,7 @@ int main(int argc, char **argv)
             /* fib spans, bursts, leaves, the for root, and the for's
              * offered halves (one per split: FOR_N / FOR_GRAIN - 1) */
             fib_joins(FIB_N) + 1 + 2 + 2 * LEAVES + 1 + (FOR_N / FOR_GRAIN - 1),
-            idle_from_us, idle_to_us, SMALL_EVENTS);
+            idle_from_us, idle_to_us, SMALL_EVENTS, CHAIN_DEPTH + 1);
     CHECK_EQ(fclose(f), 0);
     printf("traces written to %s\n", dir);
     return 0;
