@@ -240,6 +240,30 @@ WEFT_API int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
  * After it returns, the flow's memory is the caller's again. */
 WEFT_API int weft_flow_close(weft_flow *flow);
 
+/* What weft_flow_close_async calls when the flow is done: arg as given,
+ * result what weft_flow_close would have returned. */
+typedef void (*weft_done_fn)(void *arg, int result);
+
+/* Closes the flow without waiting, for a thread that must not block (an
+ * event loop). Returns 0 at once; when every task spawned into the flow
+ * (transitively, as for weft_flow_close) has finished, done(arg, result)
+ * runs exactly once, with what weft_flow_close would have returned (0, the
+ * first error, ECANCELED). It runs on one of the pool's workers, never
+ * inside this call (also when everything had finished already), in the
+ * context the caller had at this call. Until done has returned the flow
+ * counts as open for its pool (weft_pool_destroy says EBUSY) and its memory
+ * must stay valid: a flow on the stack of a function that returns before
+ * done has run is the caller's bug. When done returns, the flow's memory is
+ * the caller's again (done may free it). Spawns into the flow after this
+ * call are EINVAL, as after a close.
+ * Called by a task on a flow it opened: the task may return before the
+ * flow is done; the flow then does not hold up the task's own flow, whose
+ * close does not wait for it (docs/guide.md, "Closing without waiting").
+ * EINVAL: flow or done NULL, the flow is not open, or called from inside
+ * the flow (as for weft_flow_close); the flow then stays open.
+ * ENOMEM: no memory to queue done; the flow stays open. */
+WEFT_API int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg);
+
 /* Cancels the flow: tasks not yet started are skipped, later spawns are
  * skipped, flows opened by its tasks count as canceled. Running tasks may
  * poll weft_flow_canceled. When it returns, the flow is canceled for this
@@ -298,6 +322,22 @@ typedef struct weft_ctx     weft_ctx;     /* an immutable snapshot */
  * Variables live until the process ends; any number may be created, at any
  * time, from any thread. EINVAL: var NULL. ENOMEM. */
 WEFT_API int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial);
+
+/* Lifetime hooks for a variable's values (like the reference a Python
+ * ContextVar's context holds). retain(value) runs once when value enters a
+ * context (weft_ctx_set, and the initial value when the variable is
+ * created), release(value) once when the last context, snapshot or task
+ * that holds it is gone, on whichever thread that is. NULL values are
+ * never passed. Spawning in an unchanged context retains nothing. */
+typedef struct weft_ctx_var_ops {
+    void (*retain)(void *value);  /* a context now holds value */
+    void (*release)(void *value); /* a context that held it is gone */
+} weft_ctx_var_ops;
+
+/* weft_ctx_var_create with lifetime hooks; ops is copied, either hook may
+ * be NULL, ops NULL is weft_ctx_var_create. EINVAL: var NULL. ENOMEM. */
+WEFT_API int weft_ctx_var_create_ops(weft_ctx_var **var, const char *name, void *initial,
+                                     const weft_ctx_var_ops *ops);
 
 /* The variable's value in the current context, or its initial value if it
  * was never set there. NULL for a NULL var. */
