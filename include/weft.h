@@ -324,11 +324,12 @@ typedef struct weft_ctx     weft_ctx;     /* an immutable snapshot */
 WEFT_API int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial);
 
 /* Lifetime hooks for a variable's values (like the reference a Python
- * ContextVar's context holds). retain(value) runs once when value enters a
- * context (weft_ctx_set, and the initial value when the variable is
- * created), release(value) once when the last context, snapshot or task
- * that holds it is gone, on whichever thread that is. NULL values are
- * never passed. Spawning in an unchanged context retains nothing. */
+ * ContextVar's context holds). retain(value) runs once each time value
+ * enters a context (each weft_ctx_set of it), release(value) once for each
+ * of those when the last context, snapshot or task that holds that context
+ * is gone, on whichever thread that is. NULL values are never passed. The
+ * initial value is the caller's: weft neither retains nor releases it.
+ * Spawning or capturing an unchanged context retains nothing. */
 typedef struct weft_ctx_var_ops {
     void (*retain)(void *value);  /* a context now holds value */
     void (*release)(void *value); /* a context that held it is gone */
