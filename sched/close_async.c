@@ -41,11 +41,14 @@ static void ws_flow_async_done(ws_flow *f)
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
     WS_PROBE4(flow_close, pool, ws_self->index, f, err);
 
-    /* done is not a task of any flow: a flow it opens has no parent. */
+    /* done runs as the last act of f, inside f's parent (held until done
+     * returns): a flow it opens is the parent's child, and closing the
+     * parent from done is refused as a close from inside. */
     ws_flow *prev = ws_cur_flow;
-    ws_cur_flow = NULL;
+    ws_cur_flow = parent;
     wctx_scope s;
     wctx_enter(&s, ctx);
+    atomic_fetch_add_explicit(&pool->dones_running, 1, memory_order_relaxed);
     done(arg, err); /* from here on f is the caller's */
     wctx_leave(&s);
     ws_cur_flow = prev;
@@ -53,8 +56,10 @@ static void ws_flow_async_done(ws_flow *f)
 
     /* Release pairs with weft_pool_destroy's seq_cst load of ext_open. With
      * a parent, the pool stays: the parent's chain holds it (an external
-     * flow above, or the one that ran the opener's task). */
+     * flow above, or the one that ran the opener's task). Then the count
+     * of running dones, which a destroy only waits on (relaxed). */
     atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&pool->dones_running, 1, memory_order_relaxed);
     if (parent)
         ws_flow_uncount(parent, 2);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 _Thread_local ws_worker *ws_self WS_TLS;
@@ -349,6 +350,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     atomic_init(&p->cancel_epoch, 1);
     atomic_init(&p->ext_open, 0);
     atomic_init(&p->async_done, NULL);
+    atomic_init(&p->dones_running, 0);
     atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);
 
@@ -431,10 +433,28 @@ static bool ws_pool_flows_left(const struct weft_pool *p)
 }
 
 /* weft_pool_destroy for any usable pool, the default one included. */
+/* A done that signalled its caller (an eventfd, say) is still running when
+ * the caller may already destroy the pool: its flow counts in ext_open
+ * until it returns. While dones are running, give them up to ~100 ms to
+ * return before deciding (a done that waits for the destroyer gets its
+ * EBUSY after that). Only an optimization of when the answer comes: the
+ * check below decides, and a flow still open is EBUSY either way. */
+static void ws_pool_wait_dones(struct weft_pool *p)
+{
+    for (long nap = 1000; nap <= 32000000; nap *= 2) {
+        if (atomic_load_explicit(&p->ext_open, memory_order_relaxed) == 0 ||
+            atomic_load_explicit(&p->dones_running, memory_order_relaxed) == 0)
+            return;
+        struct timespec ts = {0, nap};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int ws_pool_destroy(struct weft_pool *p)
 {
     if (ws_self && ws_self->pool == p)
         return EDEADLK;
+    ws_pool_wait_dones(p);
     /* Claim the pool: a second destroy, or a flow open racing with us, sees
      * closing. seq_cst pairs with the seq_cst increment of ext_open in
      * weft_flow_open: either the opener sees closing or we see its flow.
