@@ -372,6 +372,8 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
             ws_pool_free(p);
             return err;
         }
+        if (w->others) /* nothing is shared yet: the first push publishes */
+            wq_deque_hint_set(&w->deque, WQ_HINT_DRAINED);
     }
 
     ws_trace_from_env(p); /* before the workers start: they see its buffers */

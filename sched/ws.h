@@ -232,7 +232,7 @@ void ws_notify(struct weft_pool *p, int n);
 void ws_notify_after_rmw(struct weft_pool *p, int n);
 
 /* The owner of w only: publishes half of its private items (all when all
- * is true), clears want_split, and notifies as many sleepers as it
+ * is true), clears WQ_HINT_SPLIT, and notifies as many sleepers as it
  * published items. No effect but the clear when nothing is private. */
 void ws_publish(ws_worker *w, bool all);
 
@@ -246,20 +246,25 @@ static inline void ws_cpu_relax(void)
 }
 
 /* The owner of w, after a push onto its own deque: whether there is more to
- * do than the push. A thief asked for a publish. Or, with other workers
- * around, the shared part is empty: make the deque's work stealable right
- * after the push (until a thief takes it), as a worker that pushes and then
- * runs a long task inline
- * (the inline half of a join, say) must not hide all its work until its
- * next deque operation; this rarely fires in warm fork-join (the shared
- * item is the oldest, deep in the recursion), never on one worker. Or some
- * worker sleeps (a relaxed hint): let it have all. ws_after_push_slow
- * publishes, and every publish notifies. */
+ * do than the push. One relaxed load of the deque's hint word, on the
+ * owner's own line: nonzero when a thief asked for a publish
+ * (WQ_HINT_SPLIT), or, with other workers around, the shared part may be
+ * empty (WQ_HINT_DRAINED: set by the steal that took the last shared item,
+ * by the owner's own take of it, and at start), so that the deque's work
+ * is made stealable right after the push (until a thief takes it): a
+ * worker that pushes and then runs a long task inline (the inline half of
+ * a join, say) must not hide all its work until its next deque operation.
+ * This rarely fires in warm fork-join (the shared item is the oldest, deep
+ * in the recursion), never on one worker. Or (WS_HINT_SLEEP) some worker
+ * may sleep: set on every other worker by ws_park_wait before its recheck,
+ * cleared by the owner when sleepers reads zero. ws_after_push_slow
+ * publishes (all of the private part while some worker sleeps), and every
+ * publish notifies. */
+enum { WS_HINT_SLEEP = 4u }; /* hint bit: some worker of the pool may sleep */
+
 static inline bool ws_push_needs_more(ws_worker *w)
 {
-    return wq_deque_split_wanted(&w->deque) ||
-           (w->others && wq_deque_shared_empty(&w->deque)) ||
-           atomic_load_explicit(w->sleepers, memory_order_relaxed);
+    return wq_deque_hint(&w->deque) != 0;
 }
 
 void ws_after_push_slow(ws_worker *w);
@@ -270,13 +275,21 @@ static inline void ws_after_push(ws_worker *w)
         ws_after_push_slow(w);
 }
 
+/* The owner of w: its take found the private part empty (out of line). */
+bool ws_take_shared(ws_worker *w, wq_item *out);
+
 /* The owner of w: takes its newest item, after honoring a thief's publish
  * request (with a notify: the thief may have gone to sleep since). */
 static inline bool ws_take(ws_worker *w, wq_item *out)
 {
     if (WS_UNLIKELY(wq_deque_split_wanted(&w->deque)))
         ws_publish(w, false);
-    return wq_deque_take_no_publish(&w->deque, out);
+    wq_slot *s = wq_deque_take_private(&w->deque);
+    if (WS_LIKELY(s != NULL)) {
+        wq_slot_load_(s, out);
+        return true;
+    }
+    return ws_take_shared(w, out);
 }
 
 /* false when f is surely not canceled: nothing that f's epoch follows was
