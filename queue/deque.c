@@ -33,6 +33,7 @@ int wq_deque_init(wq_deque *d, unsigned log2_capacity)
     atomic_init(&d->split, 0);
     atomic_init(&d->array, a);
     atomic_init(&d->hint, 0);
+    atomic_init(&d->user_mode, 0);
     atomic_init(&d->user_count, 0);
     d->arr = a;
     return 0;

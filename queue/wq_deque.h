@@ -78,9 +78,10 @@ typedef struct wq_deque {
      * owner. It sits on the owner's line so that a push reads one line it
      * owns anyway; a thief writes it once per request. */
     _Atomic(uint32_t) hint;
-    /* The layer above's, written by the owner alone (sched/: the public
-     * fast path's mode word and inline-join counter, include/weft_inline.h). */
-    uint32_t          user_mode;
+    /* The layer above's (sched/: the public fast path's mode word and its
+     * inline-join counter, include/weft_inline.h, which freezes this
+     * line's layout from bottom on). */
+    _Atomic(uint32_t) user_mode;
     _Atomic(uint64_t) user_count;
 } wq_deque;
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -65,7 +66,6 @@ typedef struct ws_stats {
     _Atomic(uint64_t) parked_ns;
     _Atomic(uint64_t) spin_ns;
     _Atomic(uint64_t) max_deque;
-    _Atomic(uint64_t) joins_inline; /* both a spawn and a run (observe.h) */
     int64_t           depth_hint; /* plain: max_deque as the owner last set it */
 } ws_stats;
 
@@ -127,13 +127,13 @@ struct weft_pool {
 enum { WS_FLOW_OPEN = 0x464c4f57u, WS_FLOW_CLOSING = 0x434c4f53u, WS_FLOW_CLOSED = 0x44454144u };
 enum { WS_FLOW_PIN_OWNED = 1u, WS_FLOW_NO_CTX = 2u };
 
-typedef struct ws_flow {
+typedef struct weft_flow_rec_ {
     /* Written at open (and local_pending by the owner only). */
     _Atomic(uint32_t) magic;
     uint32_t          flags;
     struct weft_pool *pool;
     ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
-    struct ws_flow   *parent; /* flow of the task that opened it */
+    struct weft_flow_rec_ *parent; /* flow of the task that opened it */
     struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
     int64_t           base;    /* owner's deque bottom at open */
     int64_t           local_pending; /* written by the opening thread only */
@@ -162,16 +162,41 @@ _Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned
 
 _Static_assert(_Alignof(weft_flow) > WS_ITEM_BITS, "no room for the item bits");
 
+/* The library's view of include/weft_inline.h's struct weft_frame_ (the
+ * inline join builds it; done is atomic here). */
 typedef struct ws_join_frame {
     _Atomic(uint32_t) done; /* bit 0 done, bit 1 a waiter sleeps */
     int               result;
-    bool              with_ctx; /* false on WEFT_POOL_NO_CTX pools */
     ws_flow          *flow;     /* the joiner's current flow */
 } ws_join_frame;
 
+/* The layouts include/weft_inline.h compiles into programs. */
+#define WS_SAME_OFFSET(a, fa, b, fb) \
+    _Static_assert(offsetof(a, fa) == offsetof(b, fb), #fa " moved")
+#define WS_OWNER_OFF(f) (offsetof(wq_deque, f) - offsetof(wq_deque, bottom))
+_Static_assert(WS_OWNER_OFF(split_own) == offsetof(struct weft_owner_, split_own), "owner line");
+_Static_assert(WS_OWNER_OFF(top_seen) == offsetof(struct weft_owner_, top_seen), "owner line");
+_Static_assert(WS_OWNER_OFF(arr) == offsetof(struct weft_owner_, arr), "owner line");
+_Static_assert(WS_OWNER_OFF(hint) == offsetof(struct weft_owner_, hint), "owner line");
+_Static_assert(WS_OWNER_OFF(user_mode) == offsetof(struct weft_owner_, mode), "owner line");
+_Static_assert(WS_OWNER_OFF(user_count) == offsetof(struct weft_owner_, joins), "owner line");
+_Static_assert(offsetof(wq_array, slots) == sizeof(struct weft_arr_), "slots");
+_Static_assert(sizeof(wq_slot) == 4 * sizeof(uintptr_t), "slot");
+WS_SAME_OFFSET(ws_join_frame, done, struct weft_frame_, done);
+WS_SAME_OFFSET(ws_join_frame, result, struct weft_frame_, result);
+WS_SAME_OFFSET(ws_join_frame, flow, struct weft_frame_, flow);
+WS_SAME_OFFSET(wctx_scope, owned, struct weft_scope_, owned);
+_Static_assert(WS_JOIN == 2, "the inline join tags its frame with 2");
+
+/* The inline join's mode word (deque.user_mode): set bits send joins to
+ * the library. */
+_Static_assert(WEFT_MODE_NO_CTX_ != WEFT_MODE_SLOW_, "mode bits");
+
 /* ---- thread state ------------------------------------------------------ */
 extern _Thread_local ws_worker *ws_self WS_TLS;
-extern _Thread_local ws_flow *ws_cur_flow WS_TLS;
+/* The current flow: a field of the public per-thread struct, which the
+ * inline join reads (include/weft_inline.h). */
+#define ws_cur_flow (weft_thread_.flow)
 extern _Atomic(uint64_t) ws_cancel_epoch; /* for flows whose chain crosses pools */
 extern uint64_t ws_fork_gen;
 extern _Thread_local char ws_token WS_TLS;
@@ -317,6 +342,12 @@ static inline void ws_count_open(ws_worker *w, int64_t d)
      * that every task of the pool ran under. */
     int64_t n = atomic_load_explicit(&w->open_flows, memory_order_relaxed);
     atomic_store_explicit(&w->open_flows, n + d, memory_order_relaxed);
+}
+
+/* The worker's owner line, as the inline join sees it. */
+static inline struct weft_owner_ *ws_owner_line(ws_worker *w)
+{
+    return (struct weft_owner_ *)(void *)&w->deque.bottom;
 }
 
 static inline bool ws_may_nest(const ws_worker *w)
