@@ -128,7 +128,7 @@ struct weft_pool {
      * not run (off the pool's workers, or in the weft_flow_close_async call
      * itself): a stack linked through done_next, pushed by any thread,
      * taken whole by a worker (sched/close_async.c). */
-    _Alignas(WQ_CACHELINE) _Atomic(struct ws_flow *) async_done;
+    _Alignas(WQ_CACHELINE) _Atomic(struct weft_flow_rec_ *) async_done;
 };
 
 /* ---- flows ------------------------------------------------------------- */
@@ -170,7 +170,7 @@ typedef struct weft_flow_rec_ {
     weft_done_fn      done;
     void             *done_arg;
     struct weft_ctx  *done_ctx;  /* the caller's context, retained */
-    struct ws_flow   *done_next; /* in the pool's async_done stack */
+    struct weft_flow_rec_ *done_next; /* in the pool's async_done stack */
 } ws_flow;
 
 /* canceled: set (its epochs may not have advanced yet), then done (they
