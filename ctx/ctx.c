@@ -31,8 +31,16 @@ struct weft_ctx_var {
     struct weft_ctx_var *next;    /* all variables, newest first */
 };
 
-_Thread_local wctx_scope *wctx_top;
+/* Per thread, for ctx/ (scope) and sched/ (worker, flow); the inline join
+ * of include/weft_inline.h reads it. */
+WEFT_API __thread struct weft_thread_ weft_thread_ __attribute__((tls_model("initial-exec")));
 _Thread_local wctx_scope wctx_base;
+
+/* The inline join's reset of its scope after a half made a set. */
+void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx)
+{
+    wctx_reset(s, ctx);
+}
 
 wctx_scope *wctx_base_scope_(void)
 {

@@ -33,16 +33,15 @@
 #include <stdbool.h>
 #include "weft.h"
 
-typedef struct wctx_scope {
-    struct weft_ctx   *cur;   /* current context; NULL is the empty one */
-    bool               owned; /* this scope holds a reference on cur */
-    struct wctx_scope *prev;  /* enclosing scope on this thread */
-} wctx_scope;
+/* A scope: struct weft_scope_ of include/weft_inline.h, whose inline join
+ * reads it (cur: the current context, NULL the empty one; owned: this
+ * scope holds a reference on cur; prev: the enclosing scope). */
+typedef struct weft_scope_ wctx_scope;
 
-/* The innermost scope of this thread; NULL means the thread's base scope. */
-/* initial-exec: a plain %fs-relative access, not a __tls_get_addr call, on
- * every spawn and get (the definitions in ctx.c must use the same model). */
-extern _Thread_local wctx_scope *wctx_top __attribute__((tls_model("initial-exec")));
+/* The innermost scope of this thread; NULL means the thread's base scope.
+ * A field of the public per-thread struct (weft_inline.h), which the
+ * inline join reads; initial-exec there: a plain %fs-relative access. */
+#define wctx_top (weft_thread_.scope)
 extern _Thread_local wctx_scope wctx_base __attribute__((tls_model("initial-exec")));
 
 /* The thread's base scope (out of line: only threads with no scope pushed,

@@ -366,6 +366,9 @@ WEFT_API int weft_ctx_run(weft_ctx *ctx, weft_fn fn, void *arg);
 /* Releases a snapshot from weft_ctx_capture. NULL: no effect. */
 WEFT_API void weft_ctx_release(weft_ctx *ctx);
 
+/* The inline fast path of weft_join (WEFT_NO_INLINE: none). */
+#include "weft_inline.h"
+
 #ifdef __cplusplus
 }
 #endif

@@ -193,7 +193,7 @@ __attribute__((noinline)) static void ws_run_join(ws_worker *w, const wq_item *i
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = jf->flow;
     ws_task_begin(w, fn, jf);
-    int r = ws_call(fn, (void *)it->w[1], (struct weft_ctx *)it->w[3], jf->with_ctx);
+    int r = ws_call(fn, (void *)it->w[1], (struct weft_ctx *)it->w[3], w->with_ctx);
     ws_task_end(w, fn, jf, r);
     ws_cur_flow = prev;
     jf->result = r;

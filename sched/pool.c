@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 _Thread_local ws_worker *ws_self WS_TLS;
-_Thread_local ws_flow *ws_cur_flow WS_TLS;
 _Thread_local char ws_token WS_TLS;
 uint64_t ws_fork_gen;
 static _Atomic(unsigned) ws_pool_seq; /* pools created so far: weft_pool.seq */
@@ -172,6 +171,7 @@ static void *ws_worker_main(void *arg)
 {
     ws_worker *w = arg;
     ws_self = w;
+    weft_thread_.worker = ws_owner_line(w); /* the inline join's worker */
     char name[32];
     snprintf(name, sizeof name, "%s-%u", w->pool->name, w->index);
     name[15] = 0; /* the kernel's limit */
@@ -385,6 +385,11 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
             ws_pool_free(p);
             return err;
         }
+        /* The inline join's mode: NO_CTX pools run it with no scope. */
+        atomic_store_explicit(&w->deque.user_mode, w->with_ctx ? 0u : WEFT_MODE_NO_CTX_,
+                              memory_order_relaxed);
+        if (w->others) /* nothing is shared yet: the first push publishes */
+            wq_deque_hint_set(&w->deque, WQ_HINT_DRAINED);
     }
 
     ws_trace_from_env(p); /* before the workers start: they see its buffers */
@@ -536,6 +541,7 @@ static void ws_atfork_child(void)
      * child's only thread: unlocking is defined, re-initializing is not. */
     pthread_mutex_unlock(&ws_default_lock);
     ws_self = NULL;
+    weft_thread_.worker = NULL; /* the inline join calls the library here */
     ws_cur_flow = NULL;
 }
 
