@@ -295,8 +295,8 @@ static int inside_task(void *arg)
     return 0;
 }
 
-/* On a pool of its own: after done, the flow is checked again, and only a
- * destroy that returns 0 says that done has returned. */
+/* On a pool of its own: only a destroy that returns 0 says that done has
+ * returned, so that the job may be freed. */
 static void misuse(void)
 {
     STAGE("misuse");
@@ -336,12 +336,12 @@ static void misuse(void)
     CHECK_EQ(dones_now(), before);
     atomic_store_explicit(&gate, 1, memory_order_release); /* pairs with wait_flag */
     wait_dones(before + 1);
-    destroy_settled(pool); /* so done has returned */
-    /* closed for good, also with its pool gone */
+    /* done has been called (it may still be returning: the memory stays) */
     CHECK_EQ(close_async(&j->flow, noop_done, NULL), EINVAL);
     CHECK_EQ(weft_spawn(&j->flow, tiny, &j->tasks[0]), EINVAL);
     CHECK_EQ(weft_flow_close(&j->flow), EINVAL);
     check_calls_once(j->id, j->id + 1);
+    destroy_settled(pool); /* so done has returned */
     job_free(j);
 }
 
@@ -493,7 +493,10 @@ static void openers(weft_pool *outer, weft_pool *inner, const char *prefix, int 
  * returns while it is pending, the task has returned, done comes after. */
 static void detached(weft_pool *pool)
 {
-    STAGE("detached: outer close does not wait");
+    /* The header: the task's own flow does not wait for it. If it did, the
+     * close below would wait for the gate, released only after it: a hang
+     * (the watchdog names this stage). */
+    STAGE("detached: the outer close must not wait for a task's async-closed flow");
     atomic_int gate = 0, returned = 0;
     opener_arg a = {K_OK, 100, "ca-a-", NULL, &gate, &returned};
     long base = dones_now();
