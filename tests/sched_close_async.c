@@ -306,6 +306,9 @@ static void misuse(void)
     job *j = job_new(K_OK, 10, "ca-m-");
     CHECK_EQ(close_async(NULL, job_done, j), EINVAL);
     CHECK_EQ(close_async(&j->flow, job_done, j), EINVAL); /* zeroed: never opened */
+    weft_flow junk;
+    memset(&junk, 0xAB, sizeof junk);
+    CHECK_EQ(close_async(&junk, noop_done, NULL), EINVAL); /* garbage: never opened */
 
     CHECK_EQ(weft_flow_open(&j->flow, pool), 0);
     CHECK_EQ(close_async(&j->flow, NULL, j), EINVAL);
