@@ -257,8 +257,11 @@ typedef void (*weft_done_fn)(void *arg, int result);
  * the caller's again (done may free it). Spawns into the flow after this
  * call are EINVAL, as after a close.
  * Called by a task on a flow it opened: the task may return before the
- * flow is done; the flow then does not hold up the task's own flow, whose
- * close does not wait for it (docs/guide.md, "Closing without waiting").
+ * flow is done (that is not "left open"). The flow still belongs to the
+ * task's own flow, as its tasks would: closing that flow (sync or async)
+ * waits until this flow's done has returned, and canceling it cancels
+ * this one (docs/guide.md, "Closing without waiting"). The same holds for
+ * a flow opened on another pool by a task.
  * EINVAL: flow or done NULL, the flow is not open, or called from inside
  * the flow (as for weft_flow_close); the flow then stays open.
  * ENOMEM: no memory to queue done; the flow stays open. */

@@ -51,6 +51,9 @@ static bool ws_work_visible(struct weft_pool *p)
 {
     if (wq_inject_nonempty(&p->inject))
         return true;
+    /* seq_cst pairs with ws_flow_async_defer's push (then its notify). */
+    if (atomic_load_explicit(&p->async_done, memory_order_seq_cst))
+        return true;
     for (unsigned i = 0; i < p->nworkers; i++)
         if (wq_deque_stealable(&p->workers[i]->deque))
             return true;

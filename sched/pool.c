@@ -37,6 +37,16 @@ bool ws_find_work(ws_worker *w, wq_item *out)
 {
     struct weft_pool *p = w->pool;
     unsigned n = p->nworkers;
+    /* Async-closed flows waiting for a worker to run their done: the whole
+     * stack at once. Acquire pairs with the seq_cst push in
+     * ws_flow_async_defer (we then see each flow's done_next). */
+    if (WS_UNLIKELY(atomic_load_explicit(&p->async_done, memory_order_relaxed) != NULL)) {
+        ws_flow *list = atomic_exchange_explicit(&p->async_done, NULL, memory_order_acquire);
+        if (list) {
+            out->w[2] = (uintptr_t)list | WS_DONE;
+            return true;
+        }
+    }
     /* Now and then the injection queue first: while peers always have
      * work to steal, external submissions would otherwise wait for the
      * whole job. */
@@ -338,6 +348,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     atomic_init(&p->park.sleepers, 0);
     atomic_init(&p->cancel_epoch, 1);
     atomic_init(&p->ext_open, 0);
+    atomic_init(&p->async_done, NULL);
     atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);
 

@@ -37,6 +37,8 @@ enum {
     WS_LOCAL = 0,  /* counted in the flow owner's plain local_pending */
     WS_REMOTE = 1, /* counted in the flow's atomic state at spawn */
     WS_JOIN = 2,   /* the offered half of weft_join; w[2] is a ws_join_frame */
+    WS_DONE = 3,   /* not queued: ws_find_work's answer "run the dones of the
+                    * async-closed flows listed from w[2]" (close_async.c) */
     WS_KIND_MASK = 3,
     WS_PINNED = 4, /* a flow's task whose context is the flow's ctx_pin */
     WS_ITEM_BITS = 7,
@@ -121,10 +123,23 @@ struct weft_pool {
     _Atomic(int) stopping; /* workers: exit when idle (final) */
 
     wq_inject inject;
+
+    /* Async-closed flows whose count reached zero where their done could
+     * not run (off the pool's workers, or in the weft_flow_close_async call
+     * itself): a stack linked through done_next, pushed by any thread,
+     * taken whole by a worker (sched/close_async.c). */
+    _Alignas(WQ_CACHELINE) _Atomic(struct ws_flow *) async_done;
 };
 
 /* ---- flows ------------------------------------------------------------- */
-enum { WS_FLOW_OPEN = 0x464c4f57u, WS_FLOW_CLOSING = 0x434c4f53u, WS_FLOW_CLOSED = 0x44454144u };
+/* magic: OPEN; CLOSING (weft_flow_close waits); ASYNC (weft_flow_close_async
+ * was called: open until its done has run); CLOSED. */
+enum {
+    WS_FLOW_OPEN = 0x464c4f57u,
+    WS_FLOW_CLOSING = 0x434c4f53u,
+    WS_FLOW_ASYNC = 0x4153594eu,
+    WS_FLOW_CLOSED = 0x44454144u,
+};
 enum { WS_FLOW_PIN_OWNED = 1u, WS_FLOW_NO_CTX = 2u };
 
 typedef struct ws_flow {
@@ -149,6 +164,13 @@ typedef struct ws_flow {
     /* The epoch that cancel_cache follows: the pool's, or, when the chain
      * of parents crosses pools, the process-wide ws_cancel_epoch. */
     _Atomic(uint64_t) *epoch;
+    /* weft_flow_close_async: written by its caller before the release RMW
+     * that adds WS_ASYNC to state, read by whoever takes the count to zero
+     * after an acquire load of state (sched/close_async.c). */
+    weft_done_fn      done;
+    void             *done_arg;
+    struct weft_ctx  *done_ctx;  /* the caller's context, retained */
+    struct ws_flow   *done_next; /* in the pool's async_done stack */
 } ws_flow;
 
 /* canceled: set (its epochs may not have advanced yet), then done (they
@@ -156,6 +178,10 @@ typedef struct ws_flow {
 enum { WS_CANCEL_SET = 1, WS_CANCEL_DONE = 2 };
 
 #define WS_WAITER ((int64_t)1)
+/* In state once weft_flow_close_async has handed the count over: no count
+ * reaches this bit, and nobody sleeps on such a flow, so state == WS_ASYNC
+ * says "all done, run done" to the one whose decrement made it so. */
+#define WS_ASYNC ((int64_t)1 << 62)
 
 _Static_assert(sizeof(ws_flow) <= sizeof(weft_flow), "weft_flow too small");
 _Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned");
@@ -211,6 +237,31 @@ uint64_t ws_now_ns(void);                          /* CLOCK_MONOTONIC */
 bool ws_pool_usable(const struct weft_pool *p);
 void ws_check_forked(const ws_worker *w);          /* exits a fork child that got here */
 bool ws_flow_is_canceled(ws_flow *f);
+bool ws_flow_encloses_caller(const ws_flow *f);    /* closing f here waits for itself */
+int  ws_flow_result(ws_flow *f); /* what its close returns: error, ECANCELED or 0 */
+/* Any thread that holds n counts of f (n/2 tasks): gives them back with a
+ * release RMW, wakes a sleeping closer if that was the last, and completes
+ * an async-closed f (ws_flow_async_complete). The caller's last access to
+ * f. */
+void ws_flow_uncount(ws_flow *f, int64_t n);
+
+/* ---- weft_flow_close_async (sched/close_async.c) ----------------------- */
+
+/* Whoever took an async-closed flow's state to exactly WS_ASYNC (its last
+ * task's completion, a spawner's own count), with no access to f before:
+ * runs f's done here if this thread is a worker of f's pool, else hands f
+ * to one (ws_flow_async_defer). */
+void ws_flow_async_complete(ws_flow *f);
+
+/* Any thread, for an async-closed flow whose count is zero and that nobody
+ * else touches: pushes f on its pool's async_done stack (seq_cst CAS) and
+ * notifies a sleeper; holds the pool (ext_open) across the notify, since
+ * a worker may run done at once, after which the pool may be destroyed. */
+void ws_flow_async_defer(ws_flow *f);
+
+/* A worker of the pool, for the stack taken from async_done (ws_find_work's
+ * WS_DONE answer): runs each flow's done. */
+void ws_flow_async_run_list(ws_flow *list);
 int  ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns);
 void ws_futex_wake(void *addr, int n);
 unsigned ws_default_workers(void);
