@@ -16,8 +16,9 @@
  *   - the flow's own tasks may still spawn into it after the call;
  *   - weft_pool_destroy says EBUSY while a close is pending, both while a
  *     task is held back and while done itself is, then 0;
- *   - tasks that open a flow on their own pool, close it async and return:
- *     their own flow's close does not wait for it (shown with a gate);
+ *   - tasks that open a flow (on their own pool or another), close it async
+ *     and return: their own flow's close still waits until done has
+ *     returned, and its cancel reaches the flow (shown with a gate);
  *   - callers on a worker of another pool, on external threads that exit
  *     before done runs, and in done itself (a chain of flows);
  *   - a WEFT_POOL_NO_CTX pool.
@@ -442,8 +443,8 @@ typedef struct opener_arg {
     int         ntasks;
     const char *prefix;
     weft_pool  *pool;       /* where the task opens its flow; NULL: its own */
-    atomic_int *gate;       /* optional: a gate task in the flow */
-    atomic_int *returned;   /* optional: set just before the task returns */
+    atomic_int *gate;       /* held_opener: a gate task in the flow */
+    atomic_int *returned;   /* held_opener: set just before the task returns */
 } opener_arg;
 
 static int opener_task(void *arg)
@@ -452,8 +453,6 @@ static int opener_task(void *arg)
     job *j = job_new(a->kind, a->ntasks, a->prefix);
     j->free_in_done = true;
     CHECK_EQ(weft_flow_open(&j->flow, a->pool), 0);
-    if (a->gate)
-        CHECK_EQ(weft_spawn(&j->flow, gate_task, a->gate), 0);
     for (int i = 0; i < j->ntasks; i++) {
         if (i == j->cancel_at)
             weft_flow_cancel(&j->flow);
@@ -463,8 +462,6 @@ static int opener_task(void *arg)
     if (j->kind == K_FINISHED)
         wait_finished(j, j->ntasks);
     job_close(j);
-    if (a->returned)
-        atomic_store_explicit(a->returned, 1, memory_order_release); /* pairs with the load in detached */
     return 0;
 }
 
@@ -486,33 +483,86 @@ static void openers(weft_pool *outer, weft_pool *inner, const char *prefix, int 
         CHECK_EQ(weft_spawn(&f, opener_task, &args[i]), 0);
     }
     CHECK_EQ(weft_flow_close(&f), 0);
-    wait_dones(base + n);
+    /* their flows belong to f: its close waited for every done */
+    CHECK_EQ(dones_now(), base + n);
     /* every task called job_new before it returned, so the ids are taken */
     check_calls_once(first, first + n);
     free(args);
 }
 
-/* One opener on its own pool whose flow is held back: the outer close
- * returns while it is pending, the task has returned, done comes after. */
-static void detached(weft_pool *pool)
+/* One opener whose flow is held back by a gate: the task has returned, but
+ * its flow still belongs to the outer flow (weft.h), so the outer close
+ * (on a helper thread) returns only after done has returned; with
+ * cancel_outer, canceling the outer flow cancels it too. */
+typedef struct outer_close {
+    weft_flow *flow;
+    int        result;
+    atomic_int closed;
+} outer_close;
+
+static void *outer_close_thread(void *arg)
 {
-    /* The header: the task's own flow does not wait for it. If it did, the
-     * close below would wait for the gate, released only after it: a hang
-     * (the watchdog names this stage). */
-    STAGE("detached: the outer close must not wait for a task's async-closed flow");
+    outer_close *oc = arg;
+    oc->result = weft_flow_close(oc->flow);
+    atomic_store_explicit(&oc->closed, 1, memory_order_release); /* pairs with held_done */
+    return NULL;
+}
+
+static outer_close *held_oc;
+static atomic_int held_returned; /* done's last store: it is about to return */
+
+static void held_done(void *arg, int result)
+{
+    /* acquire: pairs with the release store in outer_close_thread */
+    CHECK_EQ(atomic_load_explicit(&held_oc->closed, memory_order_acquire), 0);
+    job_done(arg, result);
+    atomic_store_explicit(&held_returned, 1, memory_order_release); /* pairs with held_by_outer */
+}
+
+static int held_opener(void *arg)
+{
+    opener_arg *a = arg;
+    job *j = job_new(a->kind, a->ntasks, a->prefix);
+    j->free_in_done = true;
+    if (a->kind == K_CANCEL) {
+        j->cancel_at = j->ntasks; /* canceled from outside: all may run or not */
+        j->expect = ECANCELED;
+    }
+    CHECK_EQ(weft_flow_open(&j->flow, a->pool), 0);
+    CHECK_EQ(weft_spawn(&j->flow, gate_task, a->gate), 0);
+    for (int i = 0; i < j->ntasks; i++)
+        CHECK_EQ(weft_spawn(&j->flow, tiny, &j->tasks[i]), 0);
+    CHECK_EQ(weft_ctx_set(tag, (void *)j->tag), 0);
+    CHECK_EQ(close_async(&j->flow, held_done, j), 0);
+    atomic_store_explicit(a->returned, 1, memory_order_release); /* pairs with held_by_outer */
+    return 0;
+}
+
+static void held_by_outer(weft_pool *outer_pool, weft_pool *inner_pool, const char *prefix,
+                          bool cancel_outer)
+{
     atomic_int gate = 0, returned = 0;
-    opener_arg a = {K_OK, 100, "ca-a-", NULL, &gate, &returned};
+    opener_arg a = {cancel_outer ? K_CANCEL : K_OK, 100, prefix, inner_pool, &gate, &returned};
     long base = dones_now();
     int first = __atomic_load_n(&next_id, __ATOMIC_RELAXED);
     weft_flow f;
-    CHECK_EQ(weft_flow_open(&f, pool), 0);
-    CHECK_EQ(weft_spawn(&f, opener_task, &a), 0);
-    CHECK_EQ(weft_flow_close(&f), 0); /* would hang here if it waited for the gate */
-    CHECK_EQ(atomic_load_explicit(&returned, memory_order_acquire), 1); /* pairs with opener_task */
+    outer_close oc = {&f, -1, 0};
+    held_oc = &oc;
+    atomic_store_explicit(&held_returned, 0, memory_order_relaxed);
+    CHECK_EQ(weft_flow_open(&f, outer_pool), 0);
+    CHECK_EQ(weft_spawn(&f, held_opener, &a), 0);
+    CHECK(wait_flag(&returned, 60)); /* the opener task has closed async and returned */
     CHECK_EQ(dones_now(), base);
-    CHECK_EQ(weft_pool_destroy(pool), EBUSY); /* the inner flow is pending */
+    CHECK_EQ(weft_pool_destroy(inner_pool ? inner_pool : outer_pool), EBUSY);
+    if (cancel_outer)
+        weft_flow_cancel(&f);
+    pthread_t t = start_thread(outer_close_thread, &oc);
     atomic_store_explicit(&gate, 1, memory_order_release); /* pairs with wait_flag */
-    wait_dones(base + 1);
+    join_thread(t);
+    CHECK_EQ(oc.result, cancel_outer ? ECANCELED : 0);
+    /* the outer close waited for done to return */
+    CHECK_EQ(atomic_load_explicit(&held_returned, memory_order_acquire), 1); /* pairs with held_done */
+    CHECK_EQ(dones_now(), base + 1);
     check_calls_once(first, first + 1);
 }
 
@@ -680,9 +730,16 @@ int main(void)
 
     STAGE("openers on their own pool");
     openers(a, NULL, "ca-a-", (int)SCALED(2000), (int)SCALED(200), false);
-    detached(a);
+    STAGE("an opener's flow holds up the outer close, on its own pool");
+    held_by_outer(a, NULL, "ca-a-", false);
+    STAGE("the outer flow's cancel reaches an opener's flow, on its own pool");
+    held_by_outer(a, NULL, "ca-a-", true);
     STAGE("openers on a worker of another pool");
     openers(b, a, "ca-a-", (int)SCALED(2000), (int)SCALED(200), true);
+    STAGE("an opener's flow holds up the outer close, on another pool");
+    held_by_outer(b, a, "ca-a-", false);
+    STAGE("the outer flow's cancel reaches an opener's flow, on another pool");
+    held_by_outer(b, a, "ca-a-", true);
     external(a, (int)SCALED(2000));
     chain_run(a, (int)SCALED(2000));
     no_ctx(SCALED(5000));
