@@ -124,8 +124,11 @@ int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
          * goes with the flow_close probe when done runs. */
         ws_trace(w, WS_EV_FLOW_CLOSE, (uintptr_t)f, 0);
     } else {
-        /* As weft_flow_close: one of two racing closes wins the CAS. */
-        if (!ws_pool_usable(f->pool) ||
+        /* As weft_flow_close: one of two racing closes wins the CAS. The
+         * magic first: a flow never opened (or closed, its pool gone) has
+         * no pool to look at. */
+        if (atomic_load_explicit(&f->magic, memory_order_relaxed) != open ||
+            !ws_pool_usable(f->pool) ||
             !atomic_compare_exchange_strong_explicit(&f->magic, &open, WS_FLOW_ASYNC,
                                                      memory_order_relaxed, memory_order_relaxed))
             return EINVAL;
