@@ -34,7 +34,42 @@ struct weft_owner_ {
     uint32_t         hint;      /* nonzero: a push has more to do (atomic) */
     uint32_t         mode;      /* WEFT_MODE_*_: which joins go inline (atomic) */
     uint64_t         joins;     /* inline joins (a counter, atomic) */
+    uint64_t         spawns;    /* inline spawns (a counter, atomic) */
+    uint64_t         runs;      /* tasks an inline close ran (a counter, atomic) */
+    int64_t          open;      /* flows the worker opened, not closed (atomic) */
+    int64_t          depth;     /* the deque depth last recorded in its stats */
 };
+
+/* An open flow, as its owner sees it (sched/ws.h's ws_flow, in the
+ * caller's weft_flow). Only the owner writes magic (while open), base and
+ * local_pending; state, cancel_cache and the epoch are shared (atomic). */
+struct weft_flowv_ {
+    uint32_t        magic;
+    uint32_t        flags;         /* WEFT_FLOW_*_ */
+    void           *pool_;
+    void           *owner;         /* the worker that opened it, or NULL */
+    void           *parent_;
+    struct weft_ctx *pin;          /* the context its tasks borrow */
+    int64_t         base;          /* the owner's deque bottom at open */
+    int64_t         local_pending; /* the owner's own spawns not yet run here */
+    const void     *opener_;
+    int64_t         state;         /* (outstanding tasks << 1) | waiter (atomic) */
+    int             error_;
+    int             canceled_;
+    uint64_t        cancel_cache;  /* (epoch << 1) | canceled (atomic) */
+    uint64_t       *epoch;         /* the epoch it follows (atomic) */
+};
+#define WEFT_FLOW_OPEN_      0x464c4f57u
+#define WEFT_FLOW_CLOSING_   0x434c4f53u
+#define WEFT_FLOW_CLOSED_    0x44454144u
+#define WEFT_FLOW_PIN_OWNED_ 1u
+#define WEFT_FLOW_NO_CTX_    2u
+/* An owner's spawn's item: fn, arg, flow | WEFT_ITEM_PINNED_ (its context
+ * is the flow's pin; the fourth word is not written). */
+#define WEFT_ITEM_PINNED_ 4u
+/* hint: a thief asks for a publish (the close stops and lets the library
+ * honor it). */
+#define WEFT_HINT_SPLIT_ 1u
 
 struct weft_arr_ {
     int64_t mask;     /* capacity - 1 */
@@ -63,11 +98,13 @@ struct weft_frame_ {
 };
 
 /* Per thread: the owner line of the worker this thread is (NULL on any
- * other thread), its innermost context scope, its current flow. */
+ * other thread), its innermost context scope, its current flow, and the
+ * worker itself (what a flow's owner field holds; NULL with worker). */
 struct weft_thread_ {
     struct weft_owner_ *worker;
     struct weft_scope_ *scope;
     struct weft_flow_rec_ *flow;
+    void               *self;
 };
 
 /* __thread, not thread_local: C++ would reach an extern thread_local
@@ -81,6 +118,7 @@ WEFT_API void weft_join_more_(struct weft_owner_ *o);
 WEFT_API int  weft_join_rest_(struct weft_frame_ *jf, int64_t mark, weft_fn a, void *arg_a,
                               int rb, struct weft_scope_ *s, struct weft_ctx *ctx);
 WEFT_API void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx);
+WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 
 #ifndef WEFT_NO_INLINE
 
@@ -132,10 +170,112 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
     return weft_join_rest_(&jf, mark, a, arg_a, rb, s, ctx);
 }
 
-/* Calls through a function-like macro (variadic, so that C++ template
+/* The owner of an open flow spawning into it in a scope whose context is
+ * the flow's pin (on a NO_CTX pool: in no scope), with room in the array:
+ * three words onto the private part, counted in the flow's plain
+ * local_pending. Else the library (weft_spawn checks the rest). */
+__attribute__((always_inline)) static inline int weft_spawn_inline_(weft_flow *flow, weft_fn fn,
+                                                                     void *arg)
+{
+    struct weft_owner_ *o = weft_thread_.worker;
+    struct weft_flowv_ *f = (struct weft_flowv_ *)(void *)flow;
+    struct weft_scope_ *s = weft_thread_.scope;
+    if (__builtin_expect(!o || !f || !fn ||
+                             f->owner != weft_thread_.self ||
+                             __atomic_load_n(&f->magic, __ATOMIC_RELAXED) != WEFT_FLOW_OPEN_ ||
+                             (s ? s->cur : (struct weft_ctx *)0) != f->pin ||
+                             o->bottom - o->top_seen > o->arr->mask,
+                         0))
+        return (weft_spawn)(flow, fn, arg);
+    int64_t b = o->bottom;
+    struct weft_arr_ *arr = o->arr;
+    uintptr_t *sl = (uintptr_t *)(void *)(arr + 1) + 4 * (b & arr->mask);
+    __atomic_store_n(&sl[0], (uintptr_t)fn, __ATOMIC_RELAXED);
+    __atomic_store_n(&sl[1], (uintptr_t)arg, __ATOMIC_RELAXED);
+    __atomic_store_n(&sl[2], (uintptr_t)f | WEFT_ITEM_PINNED_, __ATOMIC_RELAXED);
+    o->bottom = b + 1;
+    f->local_pending++;
+    __atomic_store_n(&o->spawns, __atomic_load_n(&o->spawns, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    if (__builtin_expect(__atomic_load_n(&o->hint, __ATOMIC_RELAXED) != 0, 0))
+        weft_join_more_(o);
+    return 0;
+}
+
+/* The owner's close of its open flow, when nothing is canceled, the scope
+ * is clean (the flow's pin, owning nothing; no scope on a NO_CTX pool), the
+ * pool is not traced and the deque not deeper than its stats recorded:
+ * runs the flow's own spawns back from the deque's private part, newest
+ * first, with the flow current, dropping a set a task made after it and
+ * checking the flow's cancellation after each; done when the deque is back
+ * at the flow's base with nothing stolen, pinned or counted remotely. Else
+ * (another item, a shared one, a publish request, a failure, a cancel) the
+ * library goes on from there (weft_flow_close_rest_), or does it all. */
+__attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_flow *flow)
+{
+    struct weft_owner_ *o = weft_thread_.worker;
+    struct weft_flowv_ *f = (struct weft_flowv_ *)(void *)flow;
+    struct weft_scope_ *s = weft_thread_.scope;
+    if (__builtin_expect(!o || !f || f->owner != weft_thread_.self ||
+                             __atomic_load_n(&f->magic, __ATOMIC_RELAXED) != WEFT_FLOW_OPEN_ ||
+                             (__atomic_load_n(&o->mode, __ATOMIC_RELAXED) & WEFT_MODE_SLOW_) ||
+                             ((f->flags & WEFT_FLOW_NO_CTX_) ? s != 0
+                                                             : !s || s->cur != f->pin || s->owned) ||
+                             /* Acquire pairs with the release increments of a cancel. */
+                             __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
+                                 __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1 ||
+                             o->bottom - o->top_seen > o->depth,
+                         0))
+        return (weft_flow_close)(flow);
+    __atomic_store_n(&f->magic, WEFT_FLOW_CLOSING_, __ATOMIC_RELAXED);
+    struct weft_flow_rec_ *prev = weft_thread_.flow;
+    weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f;
+    const uintptr_t tag = (uintptr_t)f | WEFT_ITEM_PINNED_;
+    int r = 0;
+    int64_t b;
+    while ((b = o->bottom) > f->base) {
+        uintptr_t *sl = (uintptr_t *)(void *)(o->arr + 1) + 4 * ((b - 1) & o->arr->mask);
+        if (__builtin_expect(b <= o->split_own ||
+                                 (__atomic_load_n(&o->hint, __ATOMIC_RELAXED) & WEFT_HINT_SPLIT_) ||
+                                 __atomic_load_n(&sl[2], __ATOMIC_RELAXED) != tag,
+                             0))
+            break;
+        weft_fn fn = (weft_fn)__atomic_load_n(&sl[0], __ATOMIC_RELAXED);
+        void *arg = (void *)__atomic_load_n(&sl[1], __ATOMIC_RELAXED);
+        o->bottom = b - 1;
+        f->local_pending--;
+        __atomic_store_n(&o->runs, __atomic_load_n(&o->runs, __ATOMIC_RELAXED) + 1,
+                         __ATOMIC_RELAXED);
+        r = fn(arg);
+        if (s && __builtin_expect(s->owned, 0))
+            weft_scope_reset_(s, f->pin); /* the task set a value */
+        if (__builtin_expect(r != 0 || __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
+                                           __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
+                             0))
+            break;
+    }
+    weft_thread_.flow = prev;
+    /* Acquire pairs with the release decrements of remote completions. */
+    if (__builtin_expect(r == 0 && o->bottom <= f->base && f->local_pending == 0 &&
+                             !(f->flags & WEFT_FLOW_PIN_OWNED_) &&
+                             __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) == 0 &&
+                             __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) ==
+                                 __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
+                         1)) {
+        __atomic_store_n(&f->magic, WEFT_FLOW_CLOSED_, __ATOMIC_RELAXED);
+        __atomic_store_n(&o->open, __atomic_load_n(&o->open, __ATOMIC_RELAXED) - 1,
+                         __ATOMIC_RELAXED);
+        return 0;
+    }
+    return weft_flow_close_rest_(flow, r);
+}
+
+/* Calls through function-like macros (variadic, so that C++ template
  * arguments with commas pass): (weft_join)(...) and &weft_join still name
- * the library's function. */
+ * the library's functions; so for weft_spawn and weft_flow_close. */
 #define weft_join(...) weft_join_inline_(__VA_ARGS__)
+#define weft_spawn(...) weft_spawn_inline_(__VA_ARGS__)
+#define weft_flow_close(...) weft_flow_close_inline_(__VA_ARGS__)
 
 #endif /* WEFT_NO_INLINE */
 #endif /* WEFT_HAVE_FAST_ */

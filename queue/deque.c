@@ -35,6 +35,9 @@ int wq_deque_init(wq_deque *d, unsigned log2_capacity)
     atomic_init(&d->hint, 0);
     atomic_init(&d->user_mode, 0);
     atomic_init(&d->user_count, 0);
+    atomic_init(&d->user_spawns, 0);
+    atomic_init(&d->user_runs, 0);
+    atomic_init(&d->user_open, 0);
     d->arr = a;
     return 0;
 }

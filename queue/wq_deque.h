@@ -78,11 +78,17 @@ typedef struct wq_deque {
      * owner. It sits on the owner's line so that a push reads one line it
      * owns anyway; a thief writes it once per request. */
     _Atomic(uint32_t) hint;
-    /* The layer above's (sched/: the public fast path's mode word and its
-     * inline-join counter, include/weft_inline.h, which freezes this
-     * line's layout from bottom on). */
+    /* The layer above's (sched/: the public fast path's mode word, its
+     * counters of inline joins, spawns and drained tasks, the owner's count
+     * of open flows and the depth it last recorded; include/weft_inline.h
+     * freezes this layout from bottom on). The last two spill onto the
+     * next line, which only the owner writes too. */
     _Atomic(uint32_t) user_mode;
     _Atomic(uint64_t) user_count;
+    _Atomic(uint64_t) user_spawns;
+    _Atomic(uint64_t) user_runs;
+    _Atomic(int64_t)  user_open;
+    int64_t           user_depth;
 } wq_deque;
 
 enum { WQ_HINT_SPLIT = 1u, WQ_HINT_DRAINED = 2u };

@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 _Atomic(uint64_t) ws_cancel_epoch = 1;
 void (*ws_test_hook)(int point, ws_flow *f);
@@ -734,5 +735,24 @@ int weft_flow_close(weft_flow *flow)
         ws_count_open(w, -1);
         return 0;
     }
+    return ws_close_owner_slow(f, w);
+}
+
+/* ---- the library's end of the inline close (include/weft_inline.h) ----- */
+
+/* The owner's inline close set f CLOSING, ran f's own items back from the
+ * top of its deque and stopped short of done: a task failed (r), or it met
+ * something else (another item, a shared one, a publish request, a cancel,
+ * stolen or remote tasks, a pin the flow owns). Goes on as the library's
+ * own close does from where its lean drain stops. A fork child of the
+ * worker that got here exits, as ws_check_forked. */
+int weft_flow_close_rest_(weft_flow *flow, int r)
+{
+    ws_flow *f = ws_flow_of(flow);
+    ws_worker *w = ws_self;
+    if (!w || w != f->owner)
+        _exit(0);
+    if (WS_UNLIKELY(r != 0))
+        ws_flow_fail(f, r);
     return ws_close_owner_slow(f, w);
 }

@@ -80,7 +80,7 @@ static inline void ws_stat_push(ws_worker *w)
 /* Where a push took a slow path: records the depth if it is a new max. */
 static inline void ws_stat_depth(ws_worker *w)
 {
-    if (wq_deque_size_bound(&w->deque) > w->stats.depth_hint)
+    if (wq_deque_size_bound(&w->deque) > w->deque.user_depth)
         ws_stat_depth_slow(w);
 }
 #else

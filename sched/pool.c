@@ -172,6 +172,7 @@ static void *ws_worker_main(void *arg)
     ws_worker *w = arg;
     ws_self = w;
     weft_thread_.worker = ws_owner_line(w); /* the inline join's worker */
+    weft_thread_.self = w;                  /* what the flows it opens name as owner */
     char name[32];
     snprintf(name, sizeof name, "%s-%u", w->pool->name, w->index);
     name[15] = 0; /* the kernel's limit */
@@ -377,7 +378,6 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         w->index = i;
         w->sleepers = &p->park.sleepers;
         w->inject_tick = WS_INJECT_TICK;
-        atomic_init(&w->open_flows, 0);
         w->others = n > 1;
         w->with_ctx = !(cfg->flags & WEFT_POOL_NO_CTX);
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uintptr_t)p;
@@ -388,6 +388,9 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         /* The inline join's mode: NO_CTX pools run it with no scope. */
         atomic_store_explicit(&w->deque.user_mode, w->with_ctx ? 0u : WEFT_MODE_NO_CTX_,
                               memory_order_relaxed);
+        /* Without counters no depth is recorded: the inline close never
+         * needs the library for it. */
+        w->deque.user_depth = WS_OBSERVE ? 0 : INT64_MAX;
         if (w->others) /* nothing is shared yet: the first push publishes */
             wq_deque_hint_set(&w->deque, WQ_HINT_DRAINED);
     }
@@ -432,7 +435,7 @@ bool ws_pool_usable(const struct weft_pool *p)
 static bool ws_pool_flows_left(const struct weft_pool *p)
 {
     for (unsigned i = 0; i < p->nworkers; i++)
-        if (atomic_load_explicit(&p->workers[i]->open_flows, memory_order_relaxed) != 0)
+        if (atomic_load_explicit(&p->workers[i]->deque.user_open, memory_order_relaxed) != 0)
             return true;
     return false;
 }
@@ -542,6 +545,7 @@ static void ws_atfork_child(void)
     pthread_mutex_unlock(&ws_default_lock);
     ws_self = NULL;
     weft_thread_.worker = NULL; /* the inline join calls the library here */
+    weft_thread_.self = NULL;
     ws_cur_flow = NULL;
 }
 

@@ -12,8 +12,8 @@
 void ws_stat_depth_slow(ws_worker *w)
 {
     int64_t n = wq_deque_size(&w->deque);
-    if (n > w->stats.depth_hint) {
-        w->stats.depth_hint = n;
+    if (n > w->deque.user_depth) {
+        w->deque.user_depth = n;
         atomic_store_explicit(&w->stats.max_deque, (uint64_t)n, memory_order_relaxed);
     }
 }
@@ -39,8 +39,10 @@ static void ws_stats_read(const ws_worker *w, weft_stats *out)
     WS_READ(max_deque)
 #undef WS_READ
     uint64_t inline_joins = atomic_load_explicit(&w->deque.user_count, memory_order_relaxed);
-    out->tasks_run += inline_joins;
-    out->tasks_spawned += inline_joins;
+    /* The inline fast path's counters (include/weft_inline.h). */
+    out->tasks_run += inline_joins + atomic_load_explicit(&w->deque.user_runs, memory_order_relaxed);
+    out->tasks_spawned +=
+        inline_joins + atomic_load_explicit(&w->deque.user_spawns, memory_order_relaxed);
 }
 #endif
 

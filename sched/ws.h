@@ -67,8 +67,7 @@ typedef struct ws_stats {
     _Atomic(uint64_t) wakeups;
     _Atomic(uint64_t) parked_ns;
     _Atomic(uint64_t) spin_ns;
-    _Atomic(uint64_t) max_deque;
-    int64_t           depth_hint; /* plain: max_deque as the owner last set it */
+    _Atomic(uint64_t) max_deque; /* the owner's copy: deque.user_depth */
 } ws_stats;
 
 struct ws_trace_buf;
@@ -82,9 +81,6 @@ typedef struct ws_worker {
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
     unsigned          inject_tick; /* searches left until the injection queue goes first */
-    /* Flows this worker opened and has not closed; written by it alone
-     * (relaxed load and store, no RMW), read by weft_pool_destroy. */
-    _Atomic(int64_t)  open_flows;
     bool              others;     /* the pool has other workers (thieves) */
     bool              with_ctx;   /* the pool carries context snapshots */
     pthread_t         thread;
@@ -210,6 +206,25 @@ _Static_assert(WS_OWNER_OFF(arr) == offsetof(struct weft_owner_, arr), "owner li
 _Static_assert(WS_OWNER_OFF(hint) == offsetof(struct weft_owner_, hint), "owner line");
 _Static_assert(WS_OWNER_OFF(user_mode) == offsetof(struct weft_owner_, mode), "owner line");
 _Static_assert(WS_OWNER_OFF(user_count) == offsetof(struct weft_owner_, joins), "owner line");
+_Static_assert(WS_OWNER_OFF(user_spawns) == offsetof(struct weft_owner_, spawns), "owner line");
+_Static_assert(WS_OWNER_OFF(user_runs) == offsetof(struct weft_owner_, runs), "owner line");
+_Static_assert(WS_OWNER_OFF(user_open) == offsetof(struct weft_owner_, open), "owner line");
+_Static_assert(WS_OWNER_OFF(user_depth) == offsetof(struct weft_owner_, depth), "owner line");
+WS_SAME_OFFSET(ws_flow, magic, struct weft_flowv_, magic);
+WS_SAME_OFFSET(ws_flow, flags, struct weft_flowv_, flags);
+WS_SAME_OFFSET(ws_flow, owner, struct weft_flowv_, owner);
+WS_SAME_OFFSET(ws_flow, ctx_pin, struct weft_flowv_, pin);
+WS_SAME_OFFSET(ws_flow, base, struct weft_flowv_, base);
+WS_SAME_OFFSET(ws_flow, local_pending, struct weft_flowv_, local_pending);
+WS_SAME_OFFSET(ws_flow, state, struct weft_flowv_, state);
+WS_SAME_OFFSET(ws_flow, cancel_cache, struct weft_flowv_, cancel_cache);
+WS_SAME_OFFSET(ws_flow, epoch, struct weft_flowv_, epoch);
+_Static_assert(WS_FLOW_OPEN == WEFT_FLOW_OPEN_ && WS_FLOW_CLOSING == WEFT_FLOW_CLOSING_ &&
+                   WS_FLOW_CLOSED == WEFT_FLOW_CLOSED_, "flow magic");
+_Static_assert(WS_FLOW_NO_CTX == WEFT_FLOW_NO_CTX_ && WS_FLOW_PIN_OWNED == WEFT_FLOW_PIN_OWNED_,
+               "flow flags");
+_Static_assert(WS_LOCAL == 0 && WS_PINNED == WEFT_ITEM_PINNED_, "item tag");
+_Static_assert(WQ_HINT_SPLIT == WEFT_HINT_SPLIT_, "hint bit");
 _Static_assert(offsetof(wq_array, slots) == sizeof(struct weft_arr_), "slots");
 _Static_assert(sizeof(wq_slot) == 4 * sizeof(uintptr_t), "slot");
 WS_SAME_OFFSET(ws_join_frame, done, struct weft_frame_, done);
@@ -395,8 +410,8 @@ static inline void ws_count_open(ws_worker *w, int64_t d)
     /* Relaxed load and store, no RMW: only w writes it. weft_pool_destroy
      * reads it after synchronizing with the close of the external flow
      * that every task of the pool ran under. */
-    int64_t n = atomic_load_explicit(&w->open_flows, memory_order_relaxed);
-    atomic_store_explicit(&w->open_flows, n + d, memory_order_relaxed);
+    int64_t n = atomic_load_explicit(&w->deque.user_open, memory_order_relaxed);
+    atomic_store_explicit(&w->deque.user_open, n + d, memory_order_relaxed);
 }
 
 /* The worker's owner line, as the inline join sees it. */
