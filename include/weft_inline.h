@@ -46,16 +46,16 @@ struct weft_owner_ {
 struct weft_flowv_ {
     uint32_t        magic;
     uint32_t        flags;         /* WEFT_FLOW_*_ */
-    void           *pool_;
+    weft_pool      *pool;
     void           *owner;         /* the worker that opened it, or NULL */
-    void           *parent_;
+    struct weft_flowv_ *parent;  /* the flow of the task that opened it */
     struct weft_ctx *pin;          /* the context its tasks borrow */
     int64_t         base;          /* the owner's deque bottom at open */
     int64_t         local_pending; /* the owner's own spawns not yet run here */
     const void     *opener_;
     int64_t         state;         /* (outstanding tasks << 1) | waiter (atomic) */
-    int             error_;
-    int             canceled_;
+    int             error;
+    int             canceled;
     uint64_t        cancel_cache;  /* (epoch << 1) | canceled (atomic) */
     uint64_t       *epoch;         /* the epoch it follows (atomic) */
 };
@@ -99,12 +99,14 @@ struct weft_frame_ {
 
 /* Per thread: the owner line of the worker this thread is (NULL on any
  * other thread), its innermost context scope, its current flow, and the
- * worker itself (what a flow's owner field holds; NULL with worker). */
+ * worker itself (what a flow's owner field holds) and its pool (NULL
+ * with worker). */
 struct weft_thread_ {
     struct weft_owner_ *worker;
     struct weft_scope_ *scope;
     struct weft_flow_rec_ *flow;
     void               *self;
+    weft_pool          *pool;
 };
 
 /* __thread, not thread_local: C++ would reach an extern thread_local
@@ -168,6 +170,40 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
         return ra ? ra : rb;
     }
     return weft_join_rest_(&jf, mark, a, arg_a, rb, s, ctx);
+}
+
+/* A task's open of a flow on its own pool (pool NULL), in a clean scope of
+ * a context pool (its context, which outlives the flow, is borrowed as the
+ * pin), not traced: the flow follows its parent's cancellation epoch and
+ * starts from its cached answer. Else the library. */
+__attribute__((always_inline)) static inline int weft_flow_open_inline_(weft_flow *flow,
+                                                                       weft_pool *pool)
+{
+    struct weft_owner_ *o = weft_thread_.worker;
+    struct weft_flowv_ *f = (struct weft_flowv_ *)(void *)flow;
+    struct weft_scope_ *s = weft_thread_.scope;
+    struct weft_flowv_ *parent = (struct weft_flowv_ *)(void *)weft_thread_.flow;
+    if (__builtin_expect(!o || !f || pool || !s || s->owned || !parent ||
+                             __atomic_load_n(&o->mode, __ATOMIC_RELAXED) != 0,
+                         0))
+        return (weft_flow_open)(flow, pool);
+    f->flags = 0;
+    f->pool = weft_thread_.pool;
+    f->owner = weft_thread_.self;
+    f->parent = parent;
+    f->pin = s->cur;
+    f->base = o->bottom;
+    f->local_pending = 0;
+    /* Nothing else sees f yet (tasks spawned into it publish it). */
+    __atomic_store_n(&f->state, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->error, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->canceled, 0, __ATOMIC_RELAXED);
+    f->epoch = parent->epoch;
+    __atomic_store_n(&f->cancel_cache, __atomic_load_n(&parent->cancel_cache, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&o->open, __atomic_load_n(&o->open, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->magic, WEFT_FLOW_OPEN_, __ATOMIC_RELAXED);
+    return 0;
 }
 
 /* The owner of an open flow spawning into it in a scope whose context is
@@ -272,9 +308,11 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
 
 /* Calls through function-like macros (variadic, so that C++ template
  * arguments with commas pass): (weft_join)(...) and &weft_join still name
- * the library's functions; so for weft_spawn and weft_flow_close. */
+ * the library's functions; so for weft_flow_open, weft_spawn and
+ * weft_flow_close. */
 #define weft_join(...) weft_join_inline_(__VA_ARGS__)
 #define weft_spawn(...) weft_spawn_inline_(__VA_ARGS__)
+#define weft_flow_open(...) weft_flow_open_inline_(__VA_ARGS__)
 #define weft_flow_close(...) weft_flow_close_inline_(__VA_ARGS__)
 
 #endif /* WEFT_NO_INLINE */

@@ -173,6 +173,7 @@ static void *ws_worker_main(void *arg)
     ws_self = w;
     weft_thread_.worker = ws_owner_line(w); /* the inline join's worker */
     weft_thread_.self = w;                  /* what the flows it opens name as owner */
+    weft_thread_.pool = w->pool;
     char name[32];
     snprintf(name, sizeof name, "%s-%u", w->pool->name, w->index);
     name[15] = 0; /* the kernel's limit */
@@ -546,6 +547,7 @@ static void ws_atfork_child(void)
     ws_self = NULL;
     weft_thread_.worker = NULL; /* the inline join calls the library here */
     weft_thread_.self = NULL;
+    weft_thread_.pool = NULL;
     ws_cur_flow = NULL;
 }
 

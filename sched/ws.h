@@ -213,6 +213,10 @@ _Static_assert(WS_OWNER_OFF(user_depth) == offsetof(struct weft_owner_, depth), 
 WS_SAME_OFFSET(ws_flow, magic, struct weft_flowv_, magic);
 WS_SAME_OFFSET(ws_flow, flags, struct weft_flowv_, flags);
 WS_SAME_OFFSET(ws_flow, owner, struct weft_flowv_, owner);
+WS_SAME_OFFSET(ws_flow, pool, struct weft_flowv_, pool);
+WS_SAME_OFFSET(ws_flow, parent, struct weft_flowv_, parent);
+WS_SAME_OFFSET(ws_flow, error, struct weft_flowv_, error);
+WS_SAME_OFFSET(ws_flow, canceled, struct weft_flowv_, canceled);
 WS_SAME_OFFSET(ws_flow, ctx_pin, struct weft_flowv_, pin);
 WS_SAME_OFFSET(ws_flow, base, struct weft_flowv_, base);
 WS_SAME_OFFSET(ws_flow, local_pending, struct weft_flowv_, local_pending);
