@@ -124,6 +124,15 @@ WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 
 #ifndef WEFT_NO_INLINE
 
+/* C casts and 0 pointers are what this file has to be, for C and C++ both:
+ * keep the stricter C++ warnings of a consumer's build quiet here. */
+#ifdef __cplusplus
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#pragma GCC diagnostic ignored "-Wcast-align"
+#endif
+
 __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, void *arg_a,
                                                                     weft_fn b, void *arg_b)
 {
@@ -314,6 +323,10 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
 #define weft_spawn(...) weft_spawn_inline_(__VA_ARGS__)
 #define weft_flow_open(...) weft_flow_open_inline_(__VA_ARGS__)
 #define weft_flow_close(...) weft_flow_close_inline_(__VA_ARGS__)
+
+#ifdef __cplusplus
+#pragma GCC diagnostic pop
+#endif
 
 #endif /* WEFT_NO_INLINE */
 #endif /* WEFT_HAVE_FAST_ */
