@@ -44,7 +44,7 @@
 
 #define V(x) ((void *)(uintptr_t)(x))
 
-static void die(const char *what, int err)
+__attribute__((noreturn)) static void die(const char *what, int err)
 {
     fprintf(stderr, "ctx_bench: %s: %s\n", what, strerror(err));
     exit(1);

@@ -98,7 +98,12 @@ static inline void wctx_reset(wctx_scope *s, struct weft_ctx *ctx)
     }
 }
 
-/* Reference counting; both accept NULL. */
+/* Reference counting; both accept NULL. Any thread holding a reference
+ * (or backing a borrowed scope) may call them. wctx_release, when it drops
+ * the last reference, runs the release hooks of the values the context
+ * holds on the calling thread before freeing it: call it where user code
+ * may run (no lock held that such code could need; hooks may not use
+ * flows or pools). Orderings: in ctx.c. */
 void wctx_retain(struct weft_ctx *ctx);
 void wctx_release(struct weft_ctx *ctx);
 

@@ -339,7 +339,8 @@ WEFT_API int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *ini
  * when main returns (set the variables to NULL first to balance it).
  * Hooks run in an empty context of their own: they may call weft_ctx_*
  * (what they set is gone when they return), and must not open, spawn into
- * or close flows, call weft_join or weft_for, or wait for other tasks. */
+ * or close flows, call weft_join or weft_for, use pools, or wait for other
+ * tasks. */
 typedef struct weft_ctx_var_ops {
     void (*retain)(void *value);  /* a context now holds value */
     void (*release)(void *value); /* a context that held it is gone */
