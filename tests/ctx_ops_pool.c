@@ -22,6 +22,10 @@
  *     the pool's destruction releases (worker thread exit);
  *  7. several external threads running part 1 on one pool at once.
  *
+ * vc's hooks themselves read and set variables (va) in the empty context
+ * hooks run in, so that this runs wherever weft releases: after a task on a
+ * worker, in a flow's close, at thread exit, in weft_pool_destroy.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef _GNU_SOURCE
@@ -35,6 +39,31 @@
 static weft_ctx_var *va, *vb, *vc;
 static weft_pool *g_pool;
 static bool g_noctx;
+
+/* vc's hooks: an empty context of their own, where a set stays theirs. */
+static atomic_long busy_hooks;
+
+static void busy(void)
+{
+    atomic_fetch_add(&busy_hooks, 1);
+    CHECK(weft_ctx_get(va) == NULL);
+    CHECK(weft_ctx_get(vb) == NULL);
+    CHECK(weft_ctx_get(vc) == NULL);
+    struct obj *o = set_new(va);
+    CHECK(weft_ctx_get(va) == o);
+}
+
+static void busy_retain(void *p)
+{
+    busy();
+    hook_retain(p);
+}
+
+static void busy_release(void *p)
+{
+    busy();
+    hook_release(p);
+}
 
 /* In a pool with snapshots, a task sees exactly what its spawner had. */
 struct expect {
@@ -252,6 +281,7 @@ static int cancel_root(void *arg)
     weft_flow g;
     CHECK_EQ(weft_flow_open(&g, NULL), 0);
     e.b = set_new(vb); /* not the pin: every task holds a reference */
+    set_new(vc);
     for (int i = 0; i < 64; i++)
         CHECK_EQ(weft_spawn(&g, reader, &e), 0);
     CHECK_EQ(weft_spawn(&g, fail_task, &e), 0);
@@ -289,6 +319,7 @@ static void *ext_thread(void *arg)
     struct expect *e = arg;
     e->a = set_new(va);
     e->b = set_new(vb);
+    set_new(vc);
     for (int i = 0; i < 8; i++)
         CHECK_EQ(weft_spawn(&ext_flow, reader, e), 0);
     return NULL; /* thread exit: its base context released, tasks hold theirs */
@@ -331,6 +362,8 @@ static int noctx_setter(void *arg)
     set_new(va);
     if (weft_worker_index() % 2)
         set_new(vb);
+    else
+        set_new(vc); /* released at worker exit, by busy_release */
     get_alive(va);
     return 0;
 }
@@ -412,7 +445,8 @@ int main(void)
     watchdog_start(240);
     va = ops_var("a", NULL);
     vb = ops_var("b", NULL);
-    vc = ops_var("c", NULL);
+    weft_ctx_var_ops busy_ops = {busy_retain, busy_release};
+    CHECK_EQ(weft_ctx_var_create_ops(&vc, "c", NULL, &busy_ops), 0);
     for (size_t s = 0; s < CTX_NSIZES; s++) {
         unsigned n = ctx_pool_sizes[s];
         ROUND(n);
@@ -452,7 +486,8 @@ int main(void)
     }
     CHECK_EQ(weft_default_pool_shutdown(), 0); /* weft_join off the pool used it */
     check_balanced();
-    printf("ctx_ops_pool: ok (%ld retains, %ld releases)\n", atomic_load(&g_retains),
-           atomic_load(&g_releases));
+    CHECK(atomic_load(&busy_hooks) > 0);
+    printf("ctx_ops_pool: ok (%ld retains, %ld releases, %ld busy hooks)\n",
+           atomic_load(&g_retains), atomic_load(&g_releases), atomic_load(&busy_hooks));
     return 0;
 }
