@@ -83,6 +83,12 @@ WEFT_API int  weft_join_rest_(struct weft_frame_ *jf, int64_t mark, weft_fn a, v
 WEFT_API void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx);
 
 #ifndef WEFT_NO_INLINE
+/* Plain C casts, also when a C++ program includes this (its -Wold-style-cast
+ * is about its own code). */
+#if defined(__cplusplus)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#endif
 
 __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, void *arg_a,
                                                                     weft_fn b, void *arg_b)
@@ -137,6 +143,9 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
  * the library's function. */
 #define weft_join(...) weft_join_inline_(__VA_ARGS__)
 
+#if defined(__cplusplus)
+#pragma GCC diagnostic pop
+#endif
 #endif /* WEFT_NO_INLINE */
 #endif /* WEFT_HAVE_FAST_ */
 #endif /* WEFT_INLINE_H */
