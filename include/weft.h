@@ -255,16 +255,20 @@ typedef void (*weft_done_fn)(void *arg, int result);
  * must stay valid: a flow on the stack of a function that returns before
  * done has run is the caller's bug. When done returns, the flow's memory is
  * the caller's again (done may free it). Spawns into the flow after this
- * call are EINVAL, as after a close.
+ * call are EINVAL, as after a close, except from inside the flow: its own
+ * tasks (and what runs below them) may spawn into it, as during a close.
  * Called by a task on a flow it opened: the task may return before the
  * flow is done (that is not "left open"). The flow still belongs to the
  * task's own flow, as its tasks would: closing that flow (sync or async)
  * waits until this flow's done has returned, and canceling it cancels
  * this one (docs/guide.md, "Closing without waiting"). The same holds for
  * a flow opened on another pool by a task.
- * EINVAL: flow or done NULL, the flow is not open, or called from inside
- * the flow (as for weft_flow_close); the flow then stays open.
- * ENOMEM: no memory to queue done; the flow stays open. */
+ * done runs as the flow's last act, inside the flow that encloses it (the
+ * opener task's flow, or none): a flow done opens belongs there, and
+ * weft_current_flow() in done returns it.
+ * EINVAL: flow or done NULL, the flow is not open, called from inside the
+ * flow (as for weft_flow_close), or the pool's workers are stopping (a flow
+ * of on_worker_stop); the flow then stays open. */
 WEFT_API int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg);
 
 /* Cancels the flow: tasks not yet started are skipped, later spawns are
