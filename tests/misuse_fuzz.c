@@ -58,6 +58,14 @@
  * misuse calls. Spawned
  * tasks take steps of their own, fail, or cancel their flow.
  *
+ * Shown to catch, each put back alone in sched/close_async.c (Release,
+ * WEFT_TEST_SCALE=0.3, 3 of 3 runs each): done run inline when the call
+ * finds the count at zero ("done ran inside weft_flow_close_async"); no
+ * hold on the parent ("a close returned before the done of a flow its task
+ * async-closed"); ext_open let go before done (the run fails with another
+ * thread's "weft_flow_open: 22": a destroy got past the EBUSY it owed
+ * while a done was pending, and began tearing a pool still in use).
+ *
  * Replay: the seed is printed at start ("seed: N"); WEFT_FUZZ_SEED=N gives
  * every thread and task the same random stream again, but what exists at
  * a step (other threads' flows, pools) depends on timing, so a replay only
