@@ -123,6 +123,12 @@ WEFT_API void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx);
 WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 
 #ifndef WEFT_NO_INLINE
+/* Plain C casts, also when a C++ program includes this (its -Wold-style-cast
+ * is about its own code). */
+#if defined(__cplusplus)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#endif
 
 /* C casts and 0 pointers are what this file has to be, for C and C++ both:
  * keep the stricter C++ warnings of a consumer's build quiet here. */
@@ -328,6 +334,9 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
 #pragma GCC diagnostic pop
 #endif
 
+#if defined(__cplusplus)
+#pragma GCC diagnostic pop
+#endif
 #endif /* WEFT_NO_INLINE */
 #endif /* WEFT_HAVE_FAST_ */
 #endif /* WEFT_INLINE_H */

@@ -15,9 +15,12 @@
  *   - its parent, the flow of the task that opened it: two counts in the
  *     parent's state, as a spawned task would, so the parent's close waits
  *     for done and the parent chain that cancellation walks stays valid;
- *   - the caller's context, retained, for done to run in.
- * done runs on a worker of the flow's pool, with no current flow; then the
- * pool is let go, then the parent (its uncount may complete the parent).
+ *   - the caller's context, retained, for done to run in, and the flow's
+ *     pin if it was borrowed and is another (the opener's task may end
+ *     before the flow's tasks run in it).
+ * done runs on a worker of the flow's pool, inside the parent (as the
+ * flow's last act); then the pool is let go, then the parent (its uncount
+ * may complete the parent).
  * docs/scheduler.md ("Closing without waiting") has the argument.
  */
 #include "sched/observe.h"
@@ -36,10 +39,12 @@ static void ws_flow_async_done(ws_flow *f)
     void *arg = f->done_arg;
     struct weft_ctx *ctx = f->done_ctx;
     int err = ws_flow_result(f); /* walks the parents: still held */
-    if (f->flags & WS_FLOW_PIN_OWNED)
+    /* Owned, or borrowed and retained by the call (see there). */
+    if ((f->flags & WS_FLOW_PIN_OWNED) || f->ctx_pin != ctx)
         wctx_release(f->ctx_pin);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
-    WS_PROBE4(flow_close, pool, ws_self->index, f, err);
+    /* Worker -1, as for an external close: done's worker is no owner. */
+    WS_PROBE4(flow_close, pool, -1, f, err);
 
     /* done runs as the last act of f, inside f's parent (held until done
      * returns): a flow it opens is the parent's child, and closing the
@@ -77,7 +82,9 @@ void ws_flow_async_defer(ws_flow *f)
 {
     struct weft_pool *pool = f->pool;
     /* Relaxed: f's own hold keeps ext_open above zero until a worker has
-     * run done, which cannot start before our push below. */
+     * run done, which cannot start before our push below. The hold counts
+     * as a running done, so that a destroy waits for it as for one. */
+    atomic_fetch_add_explicit(&pool->dones_running, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pool->ext_open, 1, memory_order_relaxed);
     ws_flow *head = atomic_load_explicit(&pool->async_done, memory_order_relaxed);
     do
@@ -90,17 +97,31 @@ void ws_flow_async_defer(ws_flow *f)
                                                   memory_order_relaxed));
     ws_notify_after_rmw(pool, 1);
     /* Release pairs with weft_pool_destroy's seq_cst load of ext_open: our
-     * last touch of the pool. */
+     * last touch of the pool but for the count a destroy only waits on. */
     atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&pool->dones_running, 1, memory_order_relaxed);
 }
 
 void ws_flow_async_run_list(ws_flow *list)
 {
-    while (list) {
-        ws_flow *next = list->done_next; /* before done may free it */
-        ws_flow_async_done(list);
-        list = next;
+    /* One done per take: the rest goes back on the stack first, for other
+     * workers (a done that takes long must not hold up those behind it). */
+    ws_flow *rest = list->done_next; /* before done may free list */
+    if (rest) {
+        struct weft_pool *pool = list->pool;
+        ws_flow *last = rest;
+        while (last->done_next)
+            last = last->done_next;
+        ws_flow *head = atomic_load_explicit(&pool->async_done, memory_order_relaxed);
+        do
+            last->done_next = head;
+        /* seq_cst and then a notify, as in ws_flow_async_defer. The pool
+         * is ours to touch: we are its worker. */
+        while (!atomic_compare_exchange_weak_explicit(&pool->async_done, &head, rest,
+                                                      memory_order_seq_cst, memory_order_relaxed));
+        ws_notify_after_rmw(pool, 1);
     }
+    ws_flow_async_done(list);
 }
 
 int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
@@ -111,8 +132,11 @@ int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
     ws_worker *w = ws_self;
     uint32_t open = WS_FLOW_OPEN;
     if (f->owner) {
-        /* Only the owner closes a flow it owns, so nothing races this. */
-        if (f->owner != w || atomic_load_explicit(&f->magic, memory_order_relaxed) != open)
+        /* Only the owner closes a flow it owns, so nothing races this. A
+         * pool whose workers stop (a flow of on_worker_stop) would never
+         * run done: acquire pairs with ws_pool_stop's store of stopping. */
+        if (f->owner != w || atomic_load_explicit(&f->magic, memory_order_relaxed) != open ||
+            atomic_load_explicit(&f->pool->stopping, memory_order_acquire))
             return EINVAL;
         atomic_store_explicit(&f->magic, WS_FLOW_ASYNC, memory_order_relaxed);
         /* Relaxed: the task we run counts in a flow that holds ext_open
@@ -135,6 +159,10 @@ int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
     }
     struct weft_ctx *ctx = wctx_current();
     wctx_retain(ctx); /* a borrowed snapshot may end with the caller's task */
+    /* So may a borrowed pin, which f's tasks still run in: unless done's
+     * context (released after done, after every task) is the pin, hold it. */
+    if (!(f->flags & WS_FLOW_PIN_OWNED) && f->ctx_pin != ctx)
+        wctx_retain(f->ctx_pin);
     f->done = done;
     f->done_arg = arg;
     f->done_ctx = ctx;

@@ -260,9 +260,12 @@ __attribute__((always_inline)) static inline void ws_flow_init(ws_flow *f, struc
      * a cancel on another pool must reach us: the process-wide epoch), and
      * start from the parent's cached answer (our own flag is clear), so
      * checks cost O(1) until a cancel; a stale copy only makes the first
-     * check walk up to the nearest current cache. A worker's current flow
-     * is always of its own pool, so an owner's open (owner != NULL) takes
-     * both from its parent. A parent on another pool has no answer for
+     * check walk up to the nearest current cache. An owner's open (owner
+     * != NULL) takes both from its parent: a worker's current flow is of
+     * its own pool, except in an async close's done, where it is the
+     * closed flow's parent, maybe of another pool; following that parent's
+     * epoch is still exact (every cancel above advances it), it only sees
+     * that pool's other cancels too. A parent on another pool has no answer for
      * us: 0 is never current (epochs start at 1), so the first check
      * walks. Acquire pairs with the release increments in ws_flow_cancel. */
     _Atomic(uint64_t) *ep;

@@ -125,10 +125,12 @@ struct weft_pool {
      * itself): a stack linked through done_next, pushed by any thread,
      * taken whole by a worker (sched/close_async.c). */
     _Alignas(WQ_CACHELINE) _Atomic(struct weft_flow_rec_ *) async_done;
-    /* dones running now (each still holds ext_open until it returns): a
-     * destroy that finds only those waits for them a little, so that the
-     * thread a done signalled can destroy the pool (sched/pool.c). */
-    _Atomic(unsigned) dones_running;
+    /* dones running now, and defers between their push and their last
+     * touch (each still holds ext_open): a destroy that finds only those
+     * waits for them a little, so that the thread a done signalled can
+     * destroy the pool (sched/pool.c). Its own line: written twice per
+     * done, while every search loads async_done. */
+    _Alignas(WQ_CACHELINE) _Atomic(unsigned) dones_running;
 };
 
 /* ---- flows ------------------------------------------------------------- */

@@ -21,7 +21,10 @@
  * thread, on a NO_CTX worker and inside weft_ctx_run; capture/run/release;
  * a task's burst of 5000 spawns (its deque grows three times); an external
  * burst of 5200 spawns into one flow while a gate task blocks every worker
- * (the 4096-cell ring overflows); weft_pool_destroy.
+ * (the 4096-cell ring overflows); weft_flow_close_async from an external
+ * thread, from a task (on its own pool and onto another) and in hooked
+ * contexts (var_c, set on the thread, in the tasks and in done);
+ * weft_pool_destroy.
  *
  * Round 0 runs it with no failure and counts the calls: "injection points:
  * C". Round N fails exactly the Nth call, for every N in 1..C (under
@@ -44,6 +47,16 @@
  *  - weft_join: 0 means each half ran once; an error means neither ran;
  *  - weft_for: 0 means every index ran once; an error means none did;
  *  - weft_ctx_set: 0 means the new value reads back; ENOMEM the old one;
+ *    var_b has lifetime hooks: by the end of each round (its NO_CTX
+ *    workers have exited) its values were released as often as retained,
+ *    never more, so a failed set retained nothing; the same for var_c;
+ *  - weft_flow_close_async: 0 means done ran exactly once (by the time the
+ *    thread's wait ends, or the outer flow's close returned) with result 0,
+ *    in the closer's context, and the flow's tasks ran once; an error
+ *    means done never ran and the flow is still open (a close then
+ *    succeeds). It allocates nothing itself (it retains the closer's
+ *    context): the calls it makes on the calling thread are counted and
+ *    printed ("close_async allocation calls");
  *  - every worker has its stack guard (ws_worker.nest_limit) set;
  *  - no leak (LeakSanitizer at exit under ASan); no hang (the watchdog, and
  *    a stall check that names the round).
@@ -122,6 +135,7 @@ static atomic_int  fa_recording;      /* round 0: note each call's site */
 static atomic_short fa_seq[FA_SEQ_MAX]; /* call number -> site index + 1 */
 static fa_site     fa_sites[FA_MAX_SITES];
 static _Thread_local long fa_injected_here;
+static _Thread_local long fa_calls_here; /* counted calls of this thread's */
 static _Thread_local char fa_thread_token;
 
 static int fa_site_index(int kind, uintptr_t addr)
@@ -153,6 +167,7 @@ static bool fa_hit(int kind, void *ret)
     if (only && only != &fa_thread_token)
         return false;
     long n = atomic_fetch_add_explicit(&fa_calls, 1, memory_order_relaxed) + 1;
+    fa_calls_here++;
     atomic_fetch_add_explicit(&fa_kind_calls[kind], 1, memory_order_relaxed);
     int site = fa_site_index(kind, (uintptr_t)ret);
     if (site >= 0)
@@ -476,7 +491,35 @@ static atomic_int jobs_used;
 static atomic_long next_tag; /* never reset: a stale slot cannot match */
 
 static weft_ctx_var *var_a; /* created under failure injection (stage vars) */
-static weft_ctx_var *var_b; /* set on NO_CTX workers */
+static weft_ctx_var *var_b; /* set on NO_CTX workers; lifetime hooks */
+static atomic_long var_b_retains, var_b_releases;
+
+static void var_b_retain(void *v)
+{
+    (void)v;
+    atomic_fetch_add_explicit(&var_b_retains, 1, memory_order_relaxed);
+}
+
+static void var_b_release(void *v)
+{
+    (void)v;
+    atomic_fetch_add_explicit(&var_b_releases, 1, memory_order_relaxed);
+}
+static weft_ctx_var *var_c; /* set around async closes; lifetime hooks */
+static atomic_long var_c_retains, var_c_releases;
+
+static void var_c_retain(void *v)
+{
+    (void)v;
+    atomic_fetch_add_explicit(&var_c_retains, 1, memory_order_relaxed);
+}
+
+static void var_c_release(void *v)
+{
+    (void)v;
+    atomic_fetch_add_explicit(&var_c_releases, 1, memory_order_relaxed);
+}
+static int tag_c_thread, tag_c_task, tag_c_done;
 static int var_a_initial, tag_key, tag_thread, tag_task, tag_nested, tag_run, tag_worker[2];
 
 static job *job_new(long tag, const weft_ctx_var *var, void *expect, void *data)
@@ -651,6 +694,79 @@ static void for_check(weft_pool *pool, const char *what)
         if (once)
             violation("for-partial", "%s returned %d after running %d of %d indices", what, rc,
                       once, FOR_N);
+    }
+}
+
+/* weft_flow_close_async: the flow and its done's record, in static slots
+ * (a task's flow must outlive the task). */
+typedef struct aflow {
+    tflow       t;
+    atomic_int  accepted; /* close_async returned 0 */
+    atomic_int  runs;     /* done ran (release) */
+    atomic_int  result;
+    _Atomic(void *) want_c; /* var_c in the closer's context */
+} aflow;
+enum { MAX_AFLOWS = 8 };
+static aflow       aflows[MAX_AFLOWS];
+static atomic_int  aflows_used;
+static atomic_long close_async_allocs; /* counted calls made inside close_async */
+
+static void on_done(void *arg, int rc)
+{
+    aflow *a = arg;
+    atomic_store_explicit(&a->result, rc, memory_order_relaxed);
+    void *want = atomic_load_explicit(&a->want_c, memory_order_relaxed);
+    if (weft_ctx_get(var_c) != want)
+        violation("ctx-value", "done saw var_c %p, its closer had %p", weft_ctx_get(var_c), want);
+    set_and_check("weft_ctx_set in done", var_c, &tag_c_done);
+    atomic_fetch_add_explicit(&a->runs, 1, memory_order_release);
+}
+
+/* Opens a flow on pool, spawns into it and async-closes it; on an error the
+ * flow must still be open: closed here. NULL if no flow was opened. */
+static aflow *async_flow(weft_pool *pool, const char *what)
+{
+    int k = atomic_fetch_add_explicit(&aflows_used, 1, memory_order_relaxed);
+    FA_REQUIRE(k < MAX_AFLOWS);
+    aflow *a = &aflows[k];
+    atomic_store_explicit(&a->accepted, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->runs, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->result, -1, memory_order_relaxed);
+    if (!tf_open(&a->t, pool, what))
+        return NULL;
+    void *c = weft_ctx_get(var_c);
+    atomic_store_explicit(&a->want_c, c, memory_order_relaxed);
+    for (int i = 0; i < 10; i++)
+        tf_spawn(&a->t, task_count, job_new(a->t.tag, var_c, c, NULL));
+    fa_mark m = fa_now();
+    long calls = fa_calls_here;
+    int rc = weft_flow_close_async(&a->t.f, on_done, a);
+    atomic_fetch_add_explicit(&close_async_allocs, fa_calls_here - calls, memory_order_relaxed);
+    if (rc == 0) {
+        atomic_store_explicit(&a->accepted, 1, memory_order_relaxed);
+        return a;
+    }
+    check_rc("weft_flow_close_async", rc, m);
+    if (atomic_load_explicit(&a->runs, memory_order_relaxed))
+        violation("async-done", "%s: weft_flow_close_async returned %d, but done ran", what, rc);
+    tf_close(&a->t); /* it stays open on an error */
+    return a;
+}
+
+/* done ran once with 0 and every task of the flow once; or, if the call
+ * failed, never. */
+static void async_check(aflow *a)
+{
+    int runs = atomic_load_explicit(&a->runs, memory_order_acquire);
+    int accepted = atomic_load_explicit(&a->accepted, memory_order_relaxed);
+    if (runs != accepted)
+        violation("async-done", "%s: close_async %s, done ran %d times", a->t.what,
+                  accepted ? "returned 0" : "failed", runs);
+    if (accepted && runs) {
+        int rc = atomic_load_explicit(&a->result, memory_order_relaxed);
+        if (rc != 0)
+            violation("async-result", "%s: done's result %d", a->t.what, rc);
+        check_jobs(a->t.tag, a->t.first_job, a->t.what);
     }
 }
 
@@ -839,6 +955,11 @@ static int task_worker_mix(void *arg)
         for_check(envp.noctx, "weft_for from a task onto another pool");
     expect_ctx e = {var_a, mine};
     capture_run_check("in a task", fn_expect_ctx, &e, var_a, mine);
+    /* Return before their dones: the outer flow's close waits for them. */
+    set_and_check("weft_ctx_set of var_c in a task", var_c, &tag_c_task);
+    async_flow(NULL, "close_async in a task");
+    if (envp.one)
+        async_flow(envp.one, "close_async in a task, onto another pool");
     return 0;
 }
 
@@ -911,6 +1032,16 @@ static void *external_thread_main(void *unused)
 {
     (void)unused;
     void *mine = set_and_check("weft_ctx_set on a thread", var_a, &tag_thread);
+    set_and_check("weft_ctx_set of var_c on a thread", var_c, &tag_c_thread);
+    if (envp.three) {
+        aflow *a = async_flow(envp.three, "close_async from a thread");
+        if (a && atomic_load_explicit(&a->accepted, memory_order_relaxed) &&
+            !wait_at_least(&a->runs, 1, long_wait_s()))
+            violation("async-done", "done of a close_async from a thread did not run in %.0f s",
+                      long_wait_s());
+        if (a)
+            async_check(a);
+    }
     if (envp.three)
         ring_burst(envp.three, mine);
     tflow f;
@@ -975,10 +1106,15 @@ static void scenario(void)
 
     tflow f;
     if (envp.three && tf_open(&f, envp.three, "weft_flow_open from main")) {
+        int from = atomic_load_explicit(&aflows_used, memory_order_relaxed);
         tf_spawn(&f, task_worker_mix, job_new(f.tag, NULL, NULL, NULL));
         for (int i = 0; i < 50; i++)
             tf_spawn(&f, task_count, job_new(f.tag, NULL, NULL, NULL));
         tf_close(&f);
+        /* The flows its task async-closed are done by now. */
+        int to = atomic_load_explicit(&aflows_used, memory_order_relaxed);
+        for (int i = from; i < to; i++)
+            async_check(&aflows[i]);
     }
     if (envp.noctx && tf_open(&f, envp.noctx, "weft_flow_open from main")) {
         for (int i = 0; i < 2; i++)
@@ -1005,6 +1141,7 @@ static long run_round(long n, bool persist, int target_site)
     ROUND(n);
     atomic_store_explicit(&jobs_used, 0, memory_order_relaxed);
     atomic_store_explicit(&covers_used, 0, memory_order_relaxed);
+    atomic_store_explicit(&aflows_used, 0, memory_order_relaxed);
     atomic_store_explicit(&round_began_us, (long)(now_s() * 1e6), memory_order_relaxed);
     atomic_store_explicit(&fa_target_site, target_site, memory_order_relaxed);
     atomic_store_explicit(&cur_site, target_site, memory_order_relaxed);
@@ -1021,6 +1158,20 @@ static long run_round(long n, bool persist, int target_site)
         if (runs != atomic_load_explicit(&j->accepted, memory_order_relaxed))
             violation("exactly-once", "at the end of the round a task ran %d times", runs);
     }
+    /* Relaxed: the hooks ran on workers that destroy_pool joined. */
+    long rt = atomic_load_explicit(&var_b_retains, memory_order_relaxed);
+    long rl = atomic_load_explicit(&var_b_releases, memory_order_relaxed);
+    if (rt != rl)
+        violation("ctx-hooks", "var_b retained %ld times, released %ld", rt, rl);
+    /* var_c: the external thread exited, the dones' contexts went before
+     * their pools could be destroyed. */
+    rt = atomic_load_explicit(&var_c_retains, memory_order_relaxed);
+    rl = atomic_load_explicit(&var_c_releases, memory_order_relaxed);
+    if (rt != rl)
+        violation("ctx-hooks", "var_c retained %ld times, released %ld", rt, rl);
+    int na = atomic_load_explicit(&aflows_used, memory_order_relaxed);
+    for (int i = 0; i < na; i++)
+        async_check(&aflows[i]);
     atomic_store_explicit(&cur_n, -1, memory_order_relaxed);
     atomic_store_explicit(&cur_site, 0, memory_order_relaxed);
     return atomic_load_explicit(&fa_calls, memory_order_relaxed);
@@ -1102,6 +1253,8 @@ static void print_sites(void)
 static int finish(double t0)
 {
     printf("fault_alloc: %.1f s\n", now_s() - t0);
+    printf("close_async allocation calls (calling thread, all rounds): %ld\n",
+           atomic_load_explicit(&close_async_allocs, memory_order_relaxed));
     print_sites();
     pthread_mutex_lock(&violations_lock);
     int kinds = nviolation_kinds;
@@ -1148,7 +1301,10 @@ int main(void)
 
     stage("vars", op_var_create, true);
     FA_REQUIRE(var_a != NULL);
-    FA_REQUIRE(weft_ctx_var_create(&var_b, NULL, NULL) == 0);
+    static const weft_ctx_var_ops var_b_ops = {var_b_retain, var_b_release};
+    FA_REQUIRE(weft_ctx_var_create_ops(&var_b, NULL, NULL, &var_b_ops) == 0);
+    static const weft_ctx_var_ops var_c_ops = {var_c_retain, var_c_release};
+    FA_REQUIRE(weft_ctx_var_create_ops(&var_c, "fa-c", NULL, &var_c_ops) == 0);
     stage("first set on a thread", op_first_thread_set, false);
     stage("default pool", op_default_pool, true);
     weft_pool *d = weft_default_pool();

@@ -29,13 +29,42 @@
  *     from the pool's own worker (EDEADLK), of the default pool (EINVAL),
  *     bad pool configurations, weft_join / weft_for / weft_ctx_run misuse;
  *     at the end, once: a task that leaves a flow open makes its pool's
- *     destroy EBUSY (that pool is left behind, as weft.h says).
+ *     destroy EBUSY (that pool is left behind, as weft.h says);
+ *   - weft_flow_close_async: done runs exactly once, on a worker of the
+ *     flow's pool, never inside the call, in the closer's context, with
+ *     what a close would have returned (the rules above); until done has
+ *     run the flow's pool says EBUSY (checked while a gate task holds the
+ *     flow, and while done itself is held), spawns from the closer, a
+ *     second close and a second close_async say EINVAL, a cancel still
+ *     cancels it; a task may async-close a flow it opened and return
+ *     before done (a slow task of the child sees to it): its own flow's
+ *     close returns only after that done has run; the flow's memory is
+ *     freed by done (ASan sees weft touching it later); close_async from
+ *     inside the flow, of never-opened, closed or already async-closed
+ *     flows, with done NULL: EINVAL, and the flow stays open;
+ *   - variables with lifetime hooks (weft_ctx_var_create_ops): their values
+ *     are tokens counting retains and releases; a release never outnumbers
+ *     the retains; op_hooked sets a private variable to a fresh token and
+ *     checks, at each quiescent point, that exactly as many contexts hold
+ *     it as the model says (set, capture, a set of another variable, a
+ *     flow of tasks that set, weft_ctx_run, the set back, the release of
+ *     the snapshots); at the end, with every thread, snapshot, pool and the
+ *     default pool gone, every token was released as often as retained.
  *
  * Each step picks one of: open (on a random pool, or NULL), spawn (into
  * the own flow, a flow above, a flow of another external thread), cancel,
- * close, join, for, ctx set/get/capture/run, variable creation, pool
- * create/destroy, hand a flow to another thread, misuse calls. Spawned
+ * close, async close, join, for, ctx set/get/capture/run, hooked values,
+ * variable creation, pool create/destroy, hand a flow to another thread,
+ * misuse calls. Spawned
  * tasks take steps of their own, fail, or cancel their flow.
+ *
+ * Shown to catch, each put back alone in sched/close_async.c (Release,
+ * WEFT_TEST_SCALE=0.3, 3 of 3 runs each): done run inline when the call
+ * finds the count at zero ("done ran inside weft_flow_close_async"); no
+ * hold on the parent ("a close returned before the done of a flow its task
+ * async-closed"); ext_open let go before done (the run fails with another
+ * thread's "weft_flow_open: 22": a destroy got past the EBUSY it owed
+ * while a done was pending, and began tearing a pool still in use).
  *
  * Replay: the seed is printed at start ("seed: N"); WEFT_FUZZ_SEED=N gives
  * every thread and task the same random stream again, but what exists at
@@ -64,7 +93,7 @@ enum {
     MAXDEPTH = 4,     /* task nesting */
     FLOW_BUDGET = 40, /* spawns per flow */
     LIVE_MAX = 3000,  /* task records alive at once */
-    STEPS = 250000,   /* steps per external thread (Release) */
+    STEPS = 220000,   /* steps per external thread (Release; the async and hooked ops made a step dearer) */
 };
 
 static uint64_t g_seed;
@@ -90,7 +119,7 @@ static _Noreturn void fz_fail(const char *file, int line, const char *fmt, ...)
 /* ---- statistics (printed at the end) -------------------------------------- */
 
 static atomic_long st_steps, st_spawns, st_tasks, st_flows, st_clean, st_tainted, st_joins, st_fors,
-    st_runs, st_churn, st_cancels, st_fails;
+    st_runs, st_churn, st_cancels, st_fails, st_async, st_gated, st_hooked, st_tokens;
 
 /* ---- random numbers: one splitmix64 stream per thread or task ------------ */
 
@@ -117,11 +146,52 @@ static int fresh_err(void)
     return (v & 1) ? v : -v;
 }
 
+/* ---- hooked values: tokens that count their own retains and releases ------- */
+
+typedef struct fz_tok {
+    atomic_long     retains, releases;
+    struct fz_tok  *next; /* g_toks, freed at the end */
+} fz_tok;
+static _Atomic(fz_tok *) g_toks;
+
+static void tok_retain(void *p)
+{
+    atomic_fetch_add(&((fz_tok *)p)->retains, 1);
+}
+
+static void tok_release(void *p)
+{
+    fz_tok *t = p;
+    long rl = atomic_fetch_add(&t->releases, 1) + 1;
+    FZ_CHECK(rl <= atomic_load(&t->retains), "a hooked value released %ld times, retained %ld",
+             rl, atomic_load(&t->retains));
+}
+
+static const weft_ctx_var_ops g_tok_ops = {tok_retain, tok_release};
+
+static fz_tok *tok_new(void)
+{
+    fz_tok *t = calloc(1, sizeof *t);
+    CHECK(t != NULL);
+    t->next = atomic_load(&g_toks);
+    while (!atomic_compare_exchange_weak(&g_toks, &t->next, t)) {
+    }
+    atomic_fetch_add_explicit(&st_tokens, 1, memory_order_relaxed);
+    return t;
+}
+
+/* How many contexts hold t now. */
+static long tok_held(fz_tok *t)
+{
+    return atomic_load(&t->retains) - atomic_load(&t->releases);
+}
+
 /* ---- context variables and the model of a context -------------------------- */
 
 static pthread_mutex_t g_var_mu = PTHREAD_MUTEX_INITIALIZER;
 static weft_ctx_var   *g_var[MAXV];
-static void           *g_var_init[MAXV];
+static void          *g_var_init[MAXV];
+static bool           g_var_hooked[MAXV]; /* values are tokens */
 static atomic_int      g_nvar; /* release: g_var[i < n] are written */
 
 static char g_unset_tag;
@@ -173,10 +243,16 @@ static void var_create(void)
     if (n < MAXV) {
         char name[16];
         snprintf(name, sizeof name, "fz%d", n);
-        void *init = (n % 3 == 1) ? NULL : fresh_val();
-        FZ_CHECK(weft_ctx_var_create(&g_var[n], (n % 4 == 3) ? NULL : name, init) == 0,
-                 "weft_ctx_var_create");
+        bool hooked = n % 4 == 2;
+        void *init = (n % 3 == 1) ? NULL : hooked ? (void *)tok_new() : fresh_val();
+        if (hooked)
+            FZ_CHECK(weft_ctx_var_create_ops(&g_var[n], name, init, &g_tok_ops) == 0,
+                     "weft_ctx_var_create_ops");
+        else
+            FZ_CHECK(weft_ctx_var_create(&g_var[n], (n % 4 == 3) ? NULL : name, init) == 0,
+                     "weft_ctx_var_create");
         g_var_init[n] = init;
+        g_var_hooked[n] = hooked;
         atomic_store_explicit(&g_nvar, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&g_var_mu);
@@ -199,6 +275,8 @@ typedef struct fz_slot {
     fz_pinfo        pi;
     int             users;
     bool            busy; /* a create or destroy is in progress */
+    bool            async_seen; /* a done ran on this pool: its hold may
+                                   outlive done's last act for a moment */
 } fz_slot;
 
 static fz_slot  g_slot[NSLOT];
@@ -217,10 +295,12 @@ static bool slot_acquire(int s, fz_pinfo *out)
     return ok;
 }
 
-static void slot_release(int s)
+static void slot_release(int s, bool async)
 {
     fz_slot *sl = &g_slot[s];
     pthread_mutex_lock(&sl->mu);
+    if (async)
+        sl->async_seen = true;
     sl->users--;
     CHECK(sl->users >= 0);
     pthread_mutex_unlock(&sl->mu);
@@ -251,9 +331,15 @@ static void slot_churn(int s, uint64_t *rng)
     }
     sl->busy = true;
     fz_pinfo pi = sl->pi;
+    bool async_seen = sl->async_seen;
+    sl->async_seen = false;
     pthread_mutex_unlock(&sl->mu);
     if (pi.pool) {
-        int rc = weft_pool_destroy(pi.pool);
+        /* An async close's done marks the slot before it lets it go; weft
+         * lets the pool go right after done returns, which we cannot see. */
+        int rc;
+        while ((rc = weft_pool_destroy(pi.pool)) == EBUSY && async_seen)
+            sched_yield();
         FZ_CHECK(rc == 0, "weft_pool_destroy of an unused pool: %d", rc);
         pi.pool = NULL;
     } else {
@@ -287,6 +373,8 @@ typedef struct fz_task {
     int             ret; /* what it returned (written by the task) */
     int             nsteps, depth;
     bool            fail, cancel;
+    int             slow_us;  /* sleeps before it returns */
+    atomic_int     *gate;     /* waits until *gate is set */
     uint64_t        seed;
     cmodel          ctx; /* the spawner's, at the spawn */
 } fz_task;
@@ -304,7 +392,21 @@ typedef struct fz_flow {
     _Atomic(fz_task *) tasks;
     atomic_int      budget;
     atomic_int      leases; /* other threads about to use it */
+    /* weft_flow_close_async */
+    cmodel          done_ctx;   /* the closer's context at the call */
+    atomic_int      done_runs;
+    atomic_int      gate;       /* a gate task of its waits for it */
+    atomic_int      done_hold;  /* done waits while it is set */
+    atomic_int      done_begun; /* done has started (release) */
+    atomic_int      done_over;  /* done's last touch of the record (release) */
+    bool            keep;       /* the closer frees the record, not done */
+    atomic_int      kids_async; /* flows its tasks async-closed, done not over */
 } fz_flow;
+
+/* Async-closed flows without a parent we model, whose done is not over. */
+static atomic_int g_async_top;
+/* The flow this thread is async-closing: done must not run inside the call. */
+static _Thread_local fz_flow *tl_closing;
 
 static atomic_long g_live;
 
@@ -312,6 +414,11 @@ typedef struct ext_state {
     fz_flow *own[MAXOWN];
     int      n;
 } ext_state;
+
+static void ext_remove(ext_state *e, int i)
+{
+    e->own[i] = e->own[--e->n];
+}
 
 /* Who is calling: an external thread, a task, a join half, a weft_ctx_run
  * body. */
@@ -467,12 +574,11 @@ static void spawn_into(actor *a, fz_flow *f, int n, bool by_current)
     spawn_some(a, f, n, by_current, false);
 }
 
-/* Closes f and checks the close and every task against the model. misuse:
- * also the calls a closed flow must refuse. */
-static void flow_close(actor *a, fz_flow *f, bool misuse)
+/* Checks a close's result rc and every task of f against the model. */
+static long flow_check(fz_flow *f, int rc)
 {
-    (void)a;
-    int rc = weft_flow_close(&f->wf);
+    FZ_CHECK(atomic_load(&f->kids_async) == 0,
+             "a close returned (%d) before the done of a flow its task async-closed", rc);
     bool tainted = chain_tainted(f);
     bool own_cancel = atomic_load(&f->cancel_called) != 0;
     int nf = 0, match = 0;
@@ -500,21 +606,208 @@ static void flow_close(actor *a, fz_flow *f, bool misuse)
     else
         FZ_CHECK(rc == 0, "close of a flow without failures or cancel: %d (%ld tasks)", rc, nt);
     atomic_fetch_add(tainted ? &st_tainted : &st_clean, 1);
+    return nt;
+}
 
-    if (misuse) {
-        FZ_CHECK(weft_flow_close(&f->wf) == EINVAL, "second close not EINVAL");
-        FZ_CHECK(weft_spawn(&f->wf, never_task, NULL) == EINVAL, "spawn after close not EINVAL");
-        weft_flow_cancel(&f->wf);
-        FZ_CHECK(!weft_flow_canceled(&f->wf), "weft_flow_canceled of a closed flow is true");
-    }
-    if (f->slot >= 0)
-        slot_release(f->slot);
+static void never_done(void *p, int rc)
+{
+    (void)p;
+    FZ_FAIL("a refused weft_flow_close_async called done (%d)", rc);
+}
+
+static void flow_free(fz_flow *f, long nt)
+{
     for (fz_task *t = atomic_load(&f->tasks), *n; t; t = n) {
         n = t->next;
         free(t);
     }
     atomic_fetch_sub(&g_live, nt);
     free(f);
+}
+
+/* Closes f and checks the close and every task against the model. misuse:
+ * also the calls a closed flow must refuse. */
+static void flow_close(actor *a, fz_flow *f, bool misuse)
+{
+    (void)a;
+    int rc = weft_flow_close(&f->wf);
+    long nt = flow_check(f, rc);
+    if (misuse) {
+        FZ_CHECK(weft_flow_close_async(&f->wf, never_done, NULL) == EINVAL,
+                 "close_async of a closed flow not EINVAL");
+        FZ_CHECK(weft_flow_close(&f->wf) == EINVAL, "second close not EINVAL");
+        FZ_CHECK(weft_spawn(&f->wf, never_task, NULL) == EINVAL, "spawn after close not EINVAL");
+        weft_flow_cancel(&f->wf);
+        FZ_CHECK(!weft_flow_canceled(&f->wf), "weft_flow_canceled of a closed flow is true");
+    }
+    if (f->slot >= 0)
+        slot_release(f->slot, false);
+    flow_free(f, nt);
+}
+
+/* ---- weft_flow_close_async ------------------------------------------------------ */
+
+static void share_end(fz_flow *f);
+static int  pool_choice(actor *a);
+
+static void fz_done(void *p, int rc)
+{
+    fz_flow *f = p;
+    FZ_CHECK(tl_closing != f, "done ran inside weft_flow_close_async");
+    FZ_CHECK(atomic_fetch_add(&f->done_runs, 1) == 0, "done ran twice");
+    int wi = weft_worker_index();
+    FZ_CHECK(wi >= 0 && (unsigned)wi < f->pi.n, "done on worker %d of %u", wi, f->pi.n);
+    cm_check(&f->done_ctx, "done (the closer's context)");
+    atomic_store_explicit(&f->done_begun, 1, memory_order_release);
+    while (atomic_load_explicit(&f->done_hold, memory_order_acquire))
+        sched_yield();
+    long nt = flow_check(f, rc);
+    fz_flow *parent = f->parent;
+    if (f->slot >= 0)
+        slot_release(f->slot, true);
+    atomic_fetch_add(&st_async, 1);
+    if (f->keep)
+        atomic_store_explicit(&f->done_over, 1, memory_order_release);
+    else
+        flow_free(f, nt);
+    /* Last: the parent's close may return (and free it) from here on. */
+    atomic_fetch_sub(parent ? &parent->kids_async : &g_async_top, 1);
+}
+
+static int close_async(actor *a, fz_flow *f)
+{
+    f->done_ctx = a->ctx;
+    atomic_fetch_add(f->parent ? &f->parent->kids_async : &g_async_top, 1);
+    tl_closing = f;
+    int rc = weft_flow_close_async(&f->wf, fz_done, f);
+    tl_closing = NULL;
+    FZ_CHECK(rc == 0, "weft_flow_close_async of an open flow: %d", rc);
+    return rc;
+}
+
+/* A gate task in f that has started, so done cannot run until *gate is
+ * set; false when f's tasks may be skipped (it then may never start). */
+static bool gate_hold(actor *a, fz_flow *f)
+{
+    if (chain_tainted(f) || atomic_load(&g_live) > LIVE_MAX)
+        return false;
+    fz_task *t = calloc(1, sizeof *t);
+    CHECK(t != NULL);
+    t->flow = f;
+    t->depth = MAXDEPTH;
+    t->seed = rnd(&a->rng);
+    t->ctx = a->ctx;
+    t->gate = &f->gate;
+    t->next = atomic_load(&f->tasks);
+    while (!atomic_compare_exchange_weak(&f->tasks, &t->next, t)) {
+    }
+    atomic_fetch_add(&g_live, 1);
+    FZ_CHECK(weft_spawn(&f->wf, task_main, t) == 0, "weft_spawn of a gate task");
+    while (!atomic_load(&t->runs)) {
+        if (chain_tainted(f))
+            return false; /* a failing task canceled f: the gate may be skipped */
+        sched_yield();
+    }
+    return true;
+}
+
+/* An external thread's own flow, async-closed: held by a gate task (then
+ * the refusals and the pool's EBUSY are checked while done cannot run,
+ * maybe also while done itself is held), or let go at once. */
+static void async_own(actor *a, fz_flow *f)
+{
+    if (chance(a, 10)) {
+        FZ_CHECK(weft_flow_close_async(&f->wf, NULL, NULL) == EINVAL, "close_async, done NULL");
+        spawn_into(a, f, 1, false); /* still open */
+    }
+    bool gated = chance(a, 50) && gate_hold(a, f);
+    if (!gated) {
+        atomic_store(&f->gate, 1);
+        close_async(a, f);
+        return; /* done frees f; it may have already */
+    }
+    f->keep = true;
+    bool hold = chance(a, 30);
+    atomic_store(&f->done_hold, hold);
+    close_async(a, f);
+    FZ_CHECK(atomic_load(&f->done_runs) == 0, "done ran while a task of the flow had not returned");
+    FZ_CHECK(weft_flow_close(&f->wf) == EINVAL, "close of an async-closed flow not EINVAL");
+    FZ_CHECK(weft_flow_close_async(&f->wf, never_done, NULL) == EINVAL,
+             "second close_async not EINVAL");
+    FZ_CHECK(weft_spawn(&f->wf, never_task, NULL) == EINVAL,
+             "spawn into an async-closed flow from outside not EINVAL");
+    weft_pool *pool = f->pi.pool ? f->pi.pool : weft_default_pool();
+    int want = destroy_want(&f->pi, &a->wp);
+    int rc = weft_pool_destroy(pool);
+    FZ_CHECK(rc == want, "weft_pool_destroy with a flow async-closed, done pending: %d, want %d",
+             rc, want);
+    if (chance(a, 30))
+        do_cancel(a, f); /* still cancels: done says ECANCELED */
+    atomic_store_explicit(&f->gate, 1, memory_order_release);
+    if (hold) {
+        while (!atomic_load_explicit(&f->done_begun, memory_order_acquire))
+            sched_yield();
+        rc = weft_pool_destroy(pool);
+        FZ_CHECK(rc == want, "weft_pool_destroy while done runs: %d, want %d", rc, want);
+        atomic_store_explicit(&f->done_hold, 0, memory_order_release);
+    }
+    while (!atomic_load_explicit(&f->done_over, memory_order_acquire))
+        sched_yield();
+    FZ_CHECK(weft_flow_close_async(&f->wf, never_done, NULL) == EINVAL,
+             "close_async of a flow whose done ran not EINVAL");
+    FZ_CHECK(weft_spawn(&f->wf, never_task, NULL) == EINVAL,
+             "spawn into a flow whose done ran not EINVAL");
+    FZ_CHECK(!weft_flow_canceled(&f->wf), "weft_flow_canceled of a flow whose done ran");
+    long nt = 0;
+    for (fz_task *t = atomic_load(&f->tasks); t; t = t->next)
+        nt++;
+    flow_free(f, nt);
+    atomic_fetch_add(&st_gated, 1);
+}
+
+/* Open a flow, spawn into it (a slow task, so that done mostly comes
+ * after we returned), async-close it and go on: a task's own flow must
+ * then wait for its done. */
+static void async_nested(actor *a)
+{
+    if (a->depth >= MAXDEPTH)
+        return;
+    fz_flow *f = flow_open(a, pool_choice(a));
+    atomic_store(&f->gate, 1);
+    spawn_into(a, f, (int)pick(a, 4), false);
+    if (chance(a, 8))
+        spawn_some(a, f, 2 + (int)pick(a, 3), false, true);
+    if (chance(a, 60) && atomic_load(&g_live) <= LIVE_MAX) {
+        fz_task *t = calloc(1, sizeof *t);
+        CHECK(t != NULL);
+        t->flow = f;
+        t->depth = MAXDEPTH;
+        t->seed = rnd(&a->rng);
+        t->ctx = a->ctx;
+        t->slow_us = 1 + (int)pick(a, 300);
+        t->next = atomic_load(&f->tasks);
+        while (!atomic_compare_exchange_weak(&f->tasks, &t->next, t)) {
+        }
+        atomic_fetch_add(&g_live, 1);
+        FZ_CHECK(weft_spawn(&f->wf, task_main, t) == 0, "weft_spawn of a slow task");
+    }
+    if (chance(a, 5))
+        do_cancel(a, f);
+    close_async(a, f);
+}
+
+static void op_async(actor *a)
+{
+    ext_state *e = a->ext;
+    if (e && e->n && chance(a, 50)) {
+        int i = (int)pick(a, (unsigned)e->n);
+        fz_flow *f = e->own[i];
+        ext_remove(e, i);
+        share_end(f);
+        async_own(a, f);
+    } else {
+        async_nested(a);
+    }
 }
 
 /* ---- flows other threads may use -------------------------------------------- */
@@ -791,7 +1084,7 @@ static void op_for(actor *a)
     else
         FZ_CHECK(rc == 0 || (tainted && rc == ECANCELED), "weft_for returned %d", rc);
     if (slot >= 0)
-        slot_release(slot);
+        slot_release(slot, false);
     free(r.hits);
     cm_check(&a->ctx, "after weft_for");
     atomic_fetch_add(&st_fors, 1);
@@ -810,7 +1103,10 @@ static void op_set(actor *a)
         return;
     int i = (int)pick(a, (unsigned)n);
     unsigned r = pick(a, 10);
-    void *v = r < 7 ? fresh_val() : r < 8 ? NULL : a->ctx.known ? cm_want(&a->ctx, i) : NULL;
+    void *v = r < 7   ? (g_var_hooked[i] ? (void *)tok_new() : fresh_val())
+              : r < 8 ? NULL
+              : a->ctx.known ? cm_want(&a->ctx, i)
+                             : NULL;
     FZ_CHECK(weft_ctx_set(g_var[i], v) == 0, "weft_ctx_set");
     FZ_CHECK(weft_ctx_get(g_var[i]) == v, "weft_ctx_get right after weft_ctx_set");
     a->ctx.v[i] = v;
@@ -903,6 +1199,115 @@ static void op_ctx(actor *a)
     }
 }
 
+/* ---- hooked values, counted exactly -------------------------------------------- */
+
+/* Set only by op_hooked, which sets it back to NULL before it returns: no
+ * other context ever holds its tokens. */
+static weft_ctx_var *g_hv;
+
+typedef struct fz_hk {
+    fz_tok    *tok;
+    long       base; /* contexts holding tok outside the body */
+    atomic_int runs;
+    int        nvar;
+} fz_hk;
+
+/* A task or weft_ctx_run body: sees the token; a set of another variable
+ * makes a context that holds it, until the task (run) ends. */
+static int hooked_body(void *p)
+{
+    fz_hk *h = p;
+    atomic_fetch_add(&h->runs, 1);
+    FZ_CHECK(weft_ctx_get(g_hv) == h->tok, "a hooked value not seen below its set");
+    if (h->nvar) {
+        FZ_CHECK(weft_ctx_set(g_var[0], fresh_val()) == 0, "weft_ctx_set");
+        FZ_CHECK(tok_held(h->tok) > h->base, "a set below a hooked value did not retain it");
+    }
+    return 0;
+}
+
+static void hk_expect(fz_hk *h, long want, const char *where)
+{
+    long got = tok_held(h->tok);
+    FZ_CHECK(got == want, "hooked value: %ld contexts hold it %s, want %ld (retains %ld)", got,
+             where, want, atomic_load(&h->tok->retains));
+}
+
+/* A fresh token in the current context, through captures, a set of
+ * another variable, tasks, weft_ctx_run and back: after each step exactly
+ * the contexts the model knows of hold it. */
+static void op_hooked(actor *a)
+{
+    if (!a->ctx.known || !nvar())
+        return; /* a NO_CTX worker's context is shared with other tasks */
+    fz_hk h = {.tok = tok_new(), .nvar = nvar()};
+    FZ_CHECK(weft_ctx_get(g_hv) == NULL, "the private hooked variable is set outside op_hooked");
+    hk_expect(&h, 0, "before its set");
+    FZ_CHECK(weft_ctx_set(g_hv, h.tok) == 0, "weft_ctx_set of a hooked value");
+    hk_expect(&h, 1, "after its set");
+    FZ_CHECK(weft_ctx_set(g_hv, h.tok) == 0, "weft_ctx_set of the value already there");
+    hk_expect(&h, 1, "after setting it again");
+    weft_ctx *snap[2] = {NULL, NULL};
+    unsigned k = pick(a, 3);
+    for (unsigned i = 0; i < k; i++) {
+        snap[i] = weft_ctx_capture();
+        FZ_CHECK(snap[i] != NULL, "weft_ctx_capture");
+    }
+    hk_expect(&h, 1, "after captures");
+    /* A set of another variable: a new context holds it too; the old one
+     * stays only if a snapshot holds it. */
+    void *v = fresh_val();
+    FZ_CHECK(weft_ctx_set(g_var[0], v) == 0, "weft_ctx_set");
+    a->ctx.v[0] = v;
+    long held = k ? 2 : 1;
+    hk_expect(&h, held, "after a set of another variable");
+    if (chance(a, 50)) {
+        /* Tasks on a pool with contexts: what they made is gone when the
+         * close returns. */
+        fz_pinfo pi = g_def;
+        int slot = -1;
+        int s = (int)pick(a, NSLOT);
+        if (!a->wp.no_ctx && slot_acquire(s, &pi)) {
+            if (pi.no_ctx) {
+                slot_release(s, false);
+                pi = g_def;
+            } else {
+                slot = s;
+            }
+        }
+        weft_flow f;
+        FZ_CHECK(weft_flow_open(&f, pi.pool) == 0, "weft_flow_open");
+        fz_hk kids[4];
+        int n = 1 + (int)pick(a, 4);
+        for (int i = 0; i < n; i++) {
+            kids[i] = (fz_hk){.tok = h.tok, .base = held, .nvar = (int)pick(a, 2)};
+            FZ_CHECK(weft_spawn(&f, hooked_body, &kids[i]) == 0, "weft_spawn");
+        }
+        int rc = weft_flow_close(&f);
+        FZ_CHECK(rc == 0 || (rc == ECANCELED && chain_tainted(a->cur)), "close: %d", rc);
+        hk_expect(&h, held, "after a flow of tasks that set closed");
+        if (slot >= 0)
+            slot_release(slot, false);
+    }
+    if (k && chance(a, 50)) {
+        h.base = held;
+        fz_hk body = {.tok = h.tok, .base = held, .nvar = 1};
+        FZ_CHECK(weft_ctx_run(snap[0], hooked_body, &body) == 0, "weft_ctx_run");
+        FZ_CHECK(atomic_load(&body.runs) == 1, "weft_ctx_run body ran %d times",
+                 atomic_load(&body.runs));
+        hk_expect(&h, held, "after a weft_ctx_run that set");
+    }
+    FZ_CHECK(weft_ctx_set(g_hv, NULL) == 0, "weft_ctx_set(NULL)");
+    hk_expect(&h, k ? 1 : 0, "after it was set back");
+    for (unsigned i = 0; i < k; i++)
+        weft_ctx_release(snap[i]);
+    hk_expect(&h, 0, "after the snapshots were released");
+    FZ_CHECK(atomic_load(&h.tok->retains) >= 2, "a hooked value retained %ld times",
+             atomic_load(&h.tok->retains));
+    cm_check(&a->ctx, "after op_hooked");
+    atomic_fetch_add(&st_hooked, 1);
+}
+
 /* ---- misuse --------------------------------------------------------------------- */
 
 static void op_misuse(actor *a)
@@ -917,6 +1322,11 @@ static void op_misuse(actor *a)
         if (a->cur)
             FZ_CHECK(weft_spawn(&a->cur->wf, NULL, NULL) == EINVAL, "weft_spawn(fn NULL)");
         FZ_CHECK(weft_flow_close(NULL) == EINVAL, "weft_flow_close(NULL)");
+        FZ_CHECK(weft_flow_close_async(NULL, never_done, NULL) == EINVAL,
+                 "weft_flow_close_async(NULL)");
+        if (a->cur)
+            FZ_CHECK(weft_flow_close_async(&a->cur->wf, NULL, NULL) == EINVAL,
+                     "weft_flow_close_async(done NULL)");
         weft_flow_cancel(NULL);
         FZ_CHECK(!weft_flow_canceled(NULL), "weft_flow_canceled(NULL)");
         break;
@@ -928,9 +1338,15 @@ static void op_misuse(actor *a)
         FZ_CHECK(!weft_flow_canceled(&zero), "weft_flow_canceled of a zeroed flow");
         FZ_CHECK(weft_spawn(&junk, never_task, NULL) == EINVAL, "spawn into a garbage flow");
         FZ_CHECK(weft_flow_close(&junk) == EINVAL, "close of a garbage flow");
+        FZ_CHECK(weft_flow_close_async(&zero, never_done, NULL) == EINVAL,
+                 "close_async of a zeroed flow");
+        FZ_CHECK(weft_flow_close_async(&junk, never_done, NULL) == EINVAL,
+                 "close_async of a garbage flow");
         break;
     case 2: {
         FZ_CHECK(weft_ctx_var_create(NULL, "x", NULL) == EINVAL, "weft_ctx_var_create(NULL)");
+        FZ_CHECK(weft_ctx_var_create_ops(NULL, "x", NULL, &g_tok_ops) == EINVAL,
+                 "weft_ctx_var_create_ops(NULL)");
         FZ_CHECK(weft_ctx_get(NULL) == NULL, "weft_ctx_get(NULL)");
         FZ_CHECK(weft_ctx_set(NULL, fresh_val()) == EINVAL, "weft_ctx_set(NULL)");
         FZ_CHECK(weft_ctx_run(NULL, never_task, NULL) == EINVAL, "weft_ctx_run(NULL ctx)");
@@ -969,8 +1385,14 @@ static void op_misuse(actor *a)
             break;
         FZ_CHECK(weft_flow_close(chance(a, 50) ? weft_current_flow() : &a->cur->wf) == EINVAL,
                  "close of the current flow from inside");
-        for (fz_flow *g = a->cur->parent; g; g = g->parent)
+        FZ_CHECK(weft_flow_close_async(chance(a, 50) ? weft_current_flow() : &a->cur->wf,
+                                       never_done, NULL) == EINVAL,
+                 "close_async of the current flow from inside");
+        for (fz_flow *g = a->cur->parent; g; g = g->parent) {
             FZ_CHECK(weft_flow_close(&g->wf) == EINVAL, "close of a flow above from inside");
+            FZ_CHECK(weft_flow_close_async(&g->wf, never_done, NULL) == EINVAL,
+                     "close_async of a flow above from inside");
+        }
         FZ_CHECK(weft_current_flow() == &a->cur->wf, "current flow after a refused close");
         spawn_into(a, a->cur, 1, false);
         break;
@@ -980,10 +1402,6 @@ static void op_misuse(actor *a)
 
 /* ---- external threads' long-lived flows -------------------------------------- */
 
-static void ext_remove(ext_state *e, int i)
-{
-    e->own[i] = e->own[--e->n];
-}
 
 static void op_ext(actor *a)
 {
@@ -1056,8 +1474,12 @@ static void step(actor *a)
         var_create();
     else if (r < 83)
         slot_churn((int)pick(a, NSLOT), &a->rng);
-    else if (r < 93)
+    else if (r < 91)
         op_misuse(a);
+    else if (r < 93)
+        op_async(a);
+    else if (r < 94)
+        op_hooked(a);
     else if (r < 96 && a->wp.pool)
         sleep_us(pick(a, 100)); /* let the spawner run ahead of its tasks */
     else
@@ -1082,7 +1504,12 @@ static int task_main(void *p)
     cancel_visible(&a, "task start");
     if (t->cancel)
         do_cancel(&a, f);
+    if (t->gate)
+        while (!atomic_load_explicit(t->gate, memory_order_acquire))
+            sched_yield();
     steps(&a, t->nsteps);
+    if (t->slow_us)
+        sleep_us((unsigned)t->slow_us);
     cm_check(&a.ctx, "task end");
     cancel_visible(&a, "task end");
     atomic_fetch_add_explicit(&st_tasks, 1, memory_order_relaxed);
@@ -1164,6 +1591,7 @@ int main(void)
     uint64_t rng = mix64(g_seed);
     for (int i = 0; i < 3; i++)
         var_create();
+    CHECK_EQ(weft_ctx_var_create_ops(&g_hv, "fz-hooked", NULL, &g_tok_ops), 0);
     g_def = (fz_pinfo){weft_default_pool(), 0, false, true};
     CHECK(g_def.pool != NULL);
     g_def.n = weft_pool_workers(g_def.pool);
@@ -1185,6 +1613,9 @@ int main(void)
         join_thread(th[i]);
 
     STAGE("teardown");
+    /* The dones of async closes nothing we model waits for. */
+    while (atomic_load(&g_async_top))
+        sched_yield();
     /* A flow handed over that nobody took. */
     if (g_hand) {
         actor a = {.rng = rng};
@@ -1201,16 +1632,34 @@ int main(void)
     for (int i = 0; i < NSLOT; i++) {
         CHECK_EQ(g_slot[i].users, 0);
         if (g_slot[i].pi.pool)
-            CHECK_EQ(weft_pool_destroy(g_slot[i].pi.pool), 0);
+            slot_churn(i, &rng); /* destroys it, waiting out a done's last moment */
+        CHECK(g_slot[i].pi.pool == NULL);
+    }
+    /* Every context is gone now: the threads' (they exited), the snapshots,
+     * the NO_CTX workers' (their pools are destroyed), the default pool's
+     * workers' (below); main set nothing. */
+    int rc;
+    while ((rc = weft_default_pool_shutdown()) == EBUSY)
+        sched_yield(); /* a done's last moment, as in slot_churn */
+    CHECK_EQ(rc, 0);
+    long ntok = 0;
+    for (fz_tok *t = atomic_load(&g_toks), *n; t; t = n, ntok++) {
+        n = t->next;
+        FZ_CHECK(atomic_load(&t->retains) == atomic_load(&t->releases),
+                 "a hooked value retained %ld times, released %ld at the end",
+                 atomic_load(&t->retains), atomic_load(&t->releases));
+        free(t);
     }
     STAGE("a flow left open");
     left_open_check();
     printf("operations: %ld steps (%ld per external thread x %d), %ld spawns, %ld tasks run, %ld flows "
            "(%ld closed clean, %ld canceled or failed), %ld joins, %ld fors, %ld ctx runs, "
-           "%ld cancels, %ld failing tasks, %ld pool creates/destroys; %.1f s\n",
+           "%ld cancels, %ld failing tasks, %ld pool creates/destroys, %ld async closes (%ld gated), "
+           "%ld exact hooked-value checks, %ld hooked values; %.1f s\n",
            atomic_load(&st_steps), nsteps, NEXT, atomic_load(&st_spawns), atomic_load(&st_tasks), atomic_load(&st_flows),
            atomic_load(&st_clean), atomic_load(&st_tainted), atomic_load(&st_joins),
            atomic_load(&st_fors), atomic_load(&st_runs), atomic_load(&st_cancels),
-           atomic_load(&st_fails), atomic_load(&st_churn), now_s() - t0);
+           atomic_load(&st_fails), atomic_load(&st_churn), atomic_load(&st_async),
+           atomic_load(&st_gated), atomic_load(&st_hooked), ntok, now_s() - t0);
     return 0;
 }
