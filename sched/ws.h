@@ -30,6 +30,9 @@
  * start while every worker finds work to steal. */
 #define WS_INJECT_TICK 61
 
+/* The injection queue's blocks hold 2^8 items (about 9 KiB a block). */
+#define WS_INJECT_LOG2_BLOCK 8
+
 /* ---- task items (four words in the deque and the injection queue) ------ */
 /* w[0] fn, w[1] arg, w[2] flow or join frame | kind | WS_PINNED,
  * w[3] ctx | WS_CTX_REF (not written when WS_PINNED) */
