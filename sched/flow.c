@@ -138,7 +138,7 @@ weft_flow *weft_current_flow(void)
 /* Takes n counts (n/2 tasks) out of f's state and wakes a sleeping closer
  * when that was the last: a task's completion, or a spawn undoing or ending
  * its own count. */
-static void ws_flow_uncount(ws_flow *f, int64_t n)
+void ws_flow_uncount(ws_flow *f, int64_t n)
 {
     /* Release: the caller's effects happen before the closer's acquire load
      * of state that reads zero (every decrement continues the release
@@ -227,7 +227,7 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
     if (kind == WS_LOCAL && popped)
         f->local_pending--; /* we are the owner: plain */
     else
-        ws_flow_uncount(f, 2);
+        ws_task_done(w, f); /* ws_flow_uncount, or batched: sched/done.c */
 }
 
 /* ---- open / spawn / close ---------------------------------------------- */

@@ -158,16 +158,19 @@ static void ws_worker_loop(ws_worker *w)
         ws_check_forked(w);
         if (ws_take(w, &it)) {
             ws_spin_end(w, idle, since);
+            ws_done_follow(w, &it);
             ws_run(w, &it, true);
             idle = 0;
             continue;
         }
         if (ws_find_work(w, &it)) {
             ws_spin_end(w, idle, since);
+            ws_done_follow(w, &it);
             ws_run(w, &it, false);
             idle = 0;
             continue;
         }
+        ws_done_flush(w); /* nothing to do: no count may wait on us */
         /* Acquire pairs with ws_pool_stop's seq_cst store of stopping. */
         if (atomic_load_explicit(&p->stopping, memory_order_acquire))
             return;

@@ -83,6 +83,10 @@ typedef struct ws_worker {
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
     unsigned          inject_tick; /* searches left until the injection queue goes first */
+    /* Batched completions (sched/done.c), the worker's alone: done_n counts
+     * (2 a task) of done_flow's tasks not yet taken out of its state. */
+    struct ws_flow   *done_flow;
+    int64_t           done_n;
     /* Flows this worker opened and has not closed; written by it alone
      * (relaxed load and store, no RMW), read by weft_pool_destroy. */
     _Atomic(int64_t)  open_flows;
@@ -206,6 +210,36 @@ static inline void ws_hook(int point, ws_flow *f)
 }
 
 /* ---- functions shared between sched/ files ----------------------------- */
+/* Any thread: takes n counts (n/2 tasks) out of f's state and wakes its
+ * closer when they were the last (release: see sched/flow.c). The caller's
+ * last access to f. */
+void ws_flow_uncount(ws_flow *f, int64_t n);
+
+/* ---- batched completion counts (sched/done.c) ---------------------------
+ * The worker w only. ws_done_follow: before its loop runs item it at top
+ * level (the item holds its flow open). ws_done_flush: when a search found
+ * nothing, and before the loop ends. ws_task_done: ws_run's completion of a
+ * task of f that is not the owner's own. */
+void ws_done_flush(ws_worker *w);
+void ws_done_follow_slow(ws_worker *w, ws_flow *f);
+
+/* See sched/done.c. */
+static inline void ws_task_done(ws_worker *w, ws_flow *f)
+{
+    if (f == w->done_flow)
+        w->done_n += 2;
+    else
+        ws_flow_uncount(f, 2);
+}
+
+static inline void ws_done_follow(ws_worker *w, const wq_item *it)
+{
+    ws_flow *f = (it->w[2] & WS_KIND_MASK) == WS_JOIN
+                     ? NULL
+                     : (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
+    if (f != w->done_flow)
+        ws_done_follow_slow(w, f);
+}
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
