@@ -3,11 +3,12 @@
  * the argument).
  *
  * Words: tail and head pack a block's address (64-byte aligned, below 2^48,
- * so 42 bits after the shift) and an index (22 bits). A fetch-add adds to
- * the index; the index never carries into the address: claims past a
- * block's end come from threads that each make at most one such claim
- * before the word moves on (a producer helps move it on before it claims
- * again; a consumer claims past the end by at most WQ_INJECT_BATCH).
+ * so 42 bits after the shift) and an index (22 bits). A producer's
+ * fetch-add (a consumer's CAS) adds to the index; the index never carries
+ * into the address: claims past a block's end come from threads that each
+ * make at most one such claim, of one index, before the word moves on (a
+ * producer helps move it on before it claims again; a consumer claims past
+ * the end only once tail has left the block, and then moves head on).
  *
  * A block's refs starts at slots + 2 * WQ_BIAS and is brought to zero by:
  *   - each slot, once both sides are done with it: by the side that comes
@@ -229,7 +230,9 @@ int wq_inject_push(wq_inject *q, const wq_item *it)
 #endif
             wq_slot_store_(&wq_slots(q, b)[i], it);
             /* Release pairs with the consumer's acquire load (or RMW) of the
-             * state: it reads the item after it sees WRITTEN. */
+             * state: it reads the item after it sees WRITTEN. Acquire pairs
+             * with the release in a consumer's ABANDONED mark: its accesses
+             * to b come before our wq_block_put. */
             uint32_t old = atomic_fetch_or_explicit(&wq_states(b)[i], WQ_WRITTEN,
                                                     memory_order_acq_rel);
             if (WQ_LIKELY_(!(old & WQ_ABANDONED)))
@@ -246,8 +249,7 @@ int wq_inject_push(wq_inject *q, const wq_item *it)
     }
 }
 
-/* How many items a claim at h may find, given t (0: none). A guess: the
- * words are read one after the other; the fetch-add decides. */
+/* How many items a claim at h may find, given t read after it (0: none). */
 static inline uint64_t wq_available(uint64_t h, uint64_t t, uint64_t n)
 {
     uint64_t hi = h & WQ_IDX_MASK;
@@ -274,8 +276,11 @@ static inline bool wq_take_slot(wq_inject *q, wq_block *b, uint64_t k, wq_item *
         unsigned spins = 0;
         do {
             if (++spins > WQ_WAIT_SPINS) {
-                /* Acquire: as above, when the producer's write won. */
-                if (!(atomic_fetch_or_explicit(st, WQ_ABANDONED, memory_order_acquire) &
+                /* Acquire: as above, when the producer's write won.
+                 * Release: when we win, this is our last access to b, and
+                 * the producer, whose acq_rel fetch_or reads our mark,
+                 * finishes the slot (and may free b) after it. */
+                if (!(atomic_fetch_or_explicit(st, WQ_ABANDONED, memory_order_acq_rel) &
                       WQ_WRITTEN))
                     return false;
                 break;
@@ -292,17 +297,28 @@ size_t wq_inject_pop_batch(wq_inject *q, wq_item *out, size_t max)
     const uint64_t n = (uint64_t)1 << q->log2;
     if (max > WQ_INJECT_BATCH)
         max = WQ_INJECT_BATCH;
+    if (max == 0)
+        return 0;
+    /* Acquire (here, in the CAS's failure and below): the load of tail that
+     * follows is not done before it. */
+    uint64_t c = atomic_load_explicit(&q->head, memory_order_acquire);
     for (;;) {
-        uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-        uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-        uint64_t want = wq_available(h, t, n);
-        if (want == 0 || max == 0)
+        /* tail after head: every slot below what tail said was claimed by a
+         * producer when we read it, so a CAS from the head we read claims
+         * only slots that producers have claimed (a fetch-add could run
+         * ahead of them, and make each of them push again). */
+        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        uint64_t want = wq_available(c, t, n);
+        if (want == 0)
             return 0;
         if (want > max)
             want = max;
         /* Acquire pairs with wq_move_on's CAS of head: the block we claim
-         * in is initialized. The items are ordered by their slots' states. */
-        uint64_t c = atomic_fetch_add_explicit(&q->head, want, memory_order_acquire);
+         * in is initialized. The items are ordered by their slots' states.
+         * Acquire on failure: the new head is read again as above. */
+        if (!atomic_compare_exchange_weak_explicit(&q->head, &c, c + want, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue;
         wq_block *b = wq_unpack(c);
         uint64_t i = c & WQ_IDX_MASK, end = i + want;
         size_t got = 0;
@@ -325,6 +341,7 @@ size_t wq_inject_pop_batch(wq_inject *q, wq_item *out, size_t max)
         /* Nothing (abandoned slots, or only a move on): look again. Every
          * round claims at least one index, and claims stop when nothing
          * more is claimed by producers, so this ends. */
+        c = atomic_load_explicit(&q->head, memory_order_acquire);
     }
 }
 

@@ -7,8 +7,8 @@
  * A list of blocks of 2^log2 slots. tail and head are each one word that
  * packs (block, index): a producer claims a slot with one fetch-add on tail,
  * which names the block and the index at once, fills the slot and sets its
- * WRITTEN bit; a consumer claims a run of slots with one fetch-add on head
- * and reads them. Claims past a block's end help move tail (head) on to the
+ * WRITTEN bit; a consumer claims a run of slots that producers have claimed
+ * with one CAS on head and reads them. Claims past a block's end help move tail (head) on to the
  * next block, installing it if nobody has. A consumer that finds a claimed
  * slot still unwritten waits a little and then marks it ABANDONED; its
  * producer, seeing the mark, pushes its item again: a stalled producer delays

@@ -50,12 +50,14 @@ static void stall_hook(struct wq_inject *q, const struct wq_item *it);
 enum { PRODUCERS = 4, CONSUMERS = 2 };
 
 /* The hook's orders. Test 4: the push of item stall_id stops (once) until
- * resume is set. Test 2: pushes of items with w[1] % 61 == 0 yield first.
+ * resume is set. Test 2: pushes of items with w[1] % 61 == 0 yield first
+ * (the first time: a push made again after an abandon does not).
  * claims counts every claim of a slot (a push that was abandoned and
  * pushed again counts twice). */
 static _Atomic(uintptr_t) stall_id = UINTPTR_MAX;
 static atomic_int stalled, resume, yield_some;
 static atomic_ullong claims;
+static _Thread_local uintptr_t last_yield = UINTPTR_MAX;
 
 static void stall_hook(struct wq_inject *q, const struct wq_item *it)
 {
@@ -67,7 +69,9 @@ static void stall_hook(struct wq_inject *q, const struct wq_item *it)
         atomic_store(&stalled, 1);
         while (!atomic_load(&resume))
             sched_yield();
-    } else if (atomic_load_explicit(&yield_some, memory_order_relaxed) && id % 61 == 0) {
+    } else if (atomic_load_explicit(&yield_some, memory_order_relaxed) && id % 61 == 0 &&
+               id != last_yield) {
+        last_yield = id; /* not again when it is pushed again */
         sched_yield();
     }
 }
