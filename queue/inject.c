@@ -8,7 +8,11 @@
  * into the address: claims past a block's end come from threads that each
  * make at most one such claim, of one index, before the word moves on (a
  * producer helps move it on before it claims again; a consumer claims past
- * the end only once tail has left the block, and then moves head on).
+ * the end only once tail has left the block, and then moves head on). A
+ * push that sees tail's block full gets the next block before it claims,
+ * and fails without claiming when it cannot, so pushes failing for want of
+ * memory do not add claims past the end either (only those that saw room
+ * just before, one each).
  *
  * A block's refs starts at slots + 2 * WQ_BIAS and is brought to zero by:
  *   - each slot, once both sides are done with it: by the side that comes
@@ -33,6 +37,7 @@ enum { WQ_WRITTEN = 1u, WQ_ABANDONED = 2u };
 #define WQ_IDX_MASK (((uint64_t)1 << WQ_IDX_BITS) - 1)
 #define WQ_BIAS ((int64_t)1 << 40)
 #define WQ_LIKELY_(x) __builtin_expect(!!(x), 1)
+#define WQ_UNLIKELY_(x) __builtin_expect(!!(x), 0)
 
 /* How long a consumer waits for a claimed slot's producer to finish writing
  * (it is between two instructions unless it was preempted) before it
@@ -132,9 +137,10 @@ static inline void wq_block_put(wq_inject *q, wq_block *b, int64_t k)
 
 /* The caller holds a claim on b past its end, taken from *end (tail or
  * head). Moves *end on from b to b's next block, which a producer
- * (install) makes if there is none yet. 0, EAGAIN (no next block and not
- * install), or ENOMEM. */
-static int wq_move_on(wq_inject *q, _Atomic(uint64_t) *end, wq_block *b, bool install)
+ * (install != NULL) makes if there is none yet, from *install if it holds
+ * one (then taken: *install becomes NULL if it was published). 0, EAGAIN
+ * (head: tail has not left b), or ENOMEM. */
+static int wq_move_on(wq_inject *q, _Atomic(uint64_t) *end, wq_block *b, wq_block **install)
 {
     /* head follows tail: it may leave b only once tail has (else consumers
      * would claim slots of the next block ahead of every producer and, at
@@ -148,9 +154,10 @@ static int wq_move_on(wq_inject *q, _Atomic(uint64_t) *end, wq_block *b, bool in
     if (!nx) {
         if (!install)
             return EAGAIN; /* not reached: tail left b */
-        wq_block *fresh = wq_block_new(q);
+        wq_block *fresh = *install ? *install : wq_block_new(q);
         if (!fresh)
             return ENOMEM;
+        *install = NULL;
         nx = NULL;
         /* Release: fresh's initialization before anyone who reads next
          * (acquire, above and in the failure order here) uses it. */
@@ -158,7 +165,7 @@ static int wq_move_on(wq_inject *q, _Atomic(uint64_t) *end, wq_block *b, bool in
                                                     memory_order_acquire))
             nx = fresh;
         else
-            wq_block_free(q, fresh); /* never published */
+            *install = fresh; /* never published: the caller's again */
     }
     /* Our claim keeps b alive, so no other block has its address and *end,
      * once it has left b, never names b again. seq_cst: the word's
@@ -215,7 +222,16 @@ void wq_inject_destroy(wq_inject *q)
 int wq_inject_push(wq_inject *q, const wq_item *it)
 {
     const uint64_t n = (uint64_t)1 << q->log2;
+    /* A block for the next one, had before we claim when tail's block looks
+     * full: a push that cannot have one fails without claiming, so failing
+     * pushes do not grow tail's index past the end without bound. */
+    wq_block *next = NULL;
     for (;;) {
+        if (!next && (atomic_load_explicit(&q->tail, memory_order_relaxed) & WQ_IDX_MASK) >= n) {
+            next = wq_block_new(q);
+            if (!next)
+                return ENOMEM;
+        }
         /* seq_cst: the claim is also the publisher's half of the sleep/wake
          * Dekker pairing (with the sleeper's seq_cst RMW of sleepers in
          * sched/park.c, then its seq_cst loads in wq_inject_nonempty), so
@@ -235,17 +251,20 @@ int wq_inject_push(wq_inject *q, const wq_item *it)
              * to b come before our wq_block_put. */
             uint32_t old = atomic_fetch_or_explicit(&wq_states(b)[i], WQ_WRITTEN,
                                                     memory_order_acq_rel);
-            if (WQ_LIKELY_(!(old & WQ_ABANDONED)))
+            if (WQ_LIKELY_(!(old & WQ_ABANDONED))) {
+                if (WQ_UNLIKELY_(next != NULL))
+                    wq_block_free(q, next); /* another producer moved tail on */
                 return 0; /* the consumer finishes the slot */
+            }
             /* A consumer gave up on us: we finish the slot, and push again. */
             wq_block_put(q, b, 1);
             continue;
         }
         /* Past the end: help tail on to the next block, then claim again. */
-        int err = wq_move_on(q, &q->tail, b, true);
+        int err = wq_move_on(q, &q->tail, b, &next);
         wq_block_put(q, b, 1);
         if (err)
-            return err;
+            return err; /* ENOMEM: claimed past the end without a block */
     }
 }
 
@@ -328,7 +347,7 @@ size_t wq_inject_pop_batch(wq_inject *q, wq_item *out, size_t max)
         int64_t past = 0;
         if (end > n) {
             past = (int64_t)(end - (i > n ? i : n));
-            wq_move_on(q, &q->head, b, false); /* EAGAIN: nothing after b yet */
+            wq_move_on(q, &q->head, b, NULL); /* EAGAIN: tail has not left b */
         }
         /* The slots we read are finished; those we abandoned their
          * producers finish. If we abandoned every slot and claimed none
