@@ -3,8 +3,11 @@
  * google-benchmark, checks every answer, and runs.
  *
  * Benchmark names are  <workload>/<runtime>/workers:<n>  where runtime is
- * serial, weft[.variant], omp[.variant] or tbb[.variant]; bench/report.py
- * parses them. The weft.cxx_* variants are the C++ layer (weft.hpp,
+ * serial, weft[.variant], omp[.variant], tbb[.variant] or rayon[.variant]
+ * (the last when built with bench/rayon, WEFT_BENCH_HAVE_RAYON); bench/report.py
+ * parses them. Built as weft_bench_libomp (WEFT_BENCH_OMP_FAMILY "libomp",
+ * workloads_omp.cpp compiled by clang against libomp), the OpenMP rows are
+ * named libomp[.variant] instead. The weft.cxx_* variants are the C++ layer (weft.hpp,
  * workloads_cxx.cpp) on the same pools as the C rows. Each repetition of
  * each benchmark is a separate run, so
  * --benchmark_enable_random_interleaving=true interleaves the runtimes.
@@ -16,6 +19,10 @@
  *                        other processes used during the run (JSON)
  *   --iterations=N       every benchmark runs N iterations instead of as many
  *                        as fit in its minimum time (bench/run --trace: 1)
+ *   --only=FAM[,FAM...]  register only the runtimes of these families (the
+ *                        part of a runtime before its first dot: serial,
+ *                        weft, omp, libomp, tbb, rayon); bench/run gives
+ *                        weft_bench_libomp --only=libomp
  *   --idle-child RT W S  internal: measure idle CPU of runtime RT with W
  *                        workers over S seconds in this fresh process, print it
  *
@@ -30,6 +37,9 @@
 #include "timing.h"
 #include "workloads.h"
 #include "workloads_cxx.hpp"
+#ifdef WEFT_BENCH_HAVE_RAYON
+#include "workloads_rayon.h"
+#endif
 #ifdef WEFT_BENCH_HAVE_DEQUE
 #include "deque_micro.h"
 #endif
@@ -46,6 +56,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -91,6 +102,25 @@ struct Config {
 
 Config cfg;
 std::vector<unsigned> worker_counts;
+std::vector<std::string> only_families; /* --only; empty: every family */
+
+#ifndef WEFT_BENCH_OMP_FAMILY
+#define WEFT_BENCH_OMP_FAMILY "omp" /* gcc's libgomp */
+#endif
+/* An OpenMP row's runtime name: libgomp's "omp...", or "libomp..." in
+ * weft_bench_libomp. */
+std::string OMP(const char *variant)
+{
+    return std::string(WEFT_BENCH_OMP_FAMILY) + variant;
+}
+
+bool family_wanted(const std::string &runtime)
+{
+    if (only_families.empty())
+        return true;
+    std::string fam = runtime.substr(0, runtime.find('.'));
+    return std::find(only_families.begin(), only_families.end(), fam) != only_families.end();
+}
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -123,6 +153,19 @@ weft_pool *weft_pool_for(benchmark::State &st, unsigned w)
     return p;
 }
 
+#ifdef WEFT_BENCH_HAVE_RAYON
+/* rayon pools, one per worker count, made on first use and kept for the
+ * whole run like weft's (never destroyed: the process exits with them). */
+rayon_pool *rayon_pool_for(benchmark::State &st, unsigned w)
+{
+    static std::map<unsigned, rayon_pool *> pools;
+    rayon_pool *&p = pools[w];
+    if (!p && !(p = rayon_pool_create(w)))
+        fail(st, "rayon ThreadPoolBuilder::num_threads(%u).build() failed", w);
+    return p;
+}
+#endif
+
 double process_cpu_s()
 {
     struct rusage ru;
@@ -135,11 +178,13 @@ enum class Timing { Real, Manual };
 
 using Body = std::function<void(benchmark::State &)>;
 
-/* iters 0: as many iterations as fit in cfg.min_time (at least one). */
-benchmark::internal::Benchmark *reg(const std::string &workload, const std::string &runtime,
-                                    unsigned workers, Body body, Timing t = Timing::Real,
-                                    int iters = 0)
+/* iters 0: as many iterations as fit in cfg.min_time (at least one).
+ * Registers nothing for a runtime that --only leaves out. */
+void reg(const std::string &workload, const std::string &runtime, unsigned workers, Body body,
+         Timing t = Timing::Real, int iters = 0, benchmark::TimeUnit unit = benchmark::kMillisecond)
 {
+    if (!family_wanted(runtime))
+        return;
     std::string name = workload + "/" + runtime + "/workers:" + std::to_string(workers);
     auto *b = benchmark::RegisterBenchmark(name.c_str(), [body](benchmark::State &st) {
         settle();
@@ -162,8 +207,7 @@ benchmark::internal::Benchmark *reg(const std::string &workload, const std::stri
         b->Iterations(cfg.iterations);
     else
         b->MinTime(cfg.min_time);
-    b->Unit(benchmark::kMillisecond);
-    return b;
+    b->Unit(unit);
 }
 
 void reg_na(const std::string &workload, const std::string &runtime, const char *why)
@@ -294,7 +338,7 @@ void reg_fib()
                 run_checked(st, want, [=](uint64_t *o) { return cxx_checked(o, [=] { return f(p, n); }); });
             });
         }
-        reg("fib", "omp.task", w, [=](benchmark::State &st) {
+        reg("fib", OMP(".task"), w, [=](benchmark::State &st) {
             common(st);
             st.counters["spawns"] = inner;
             run_checked(st, want, [=](uint64_t *o) {
@@ -342,7 +386,7 @@ void reg_nqueens()
                 return;
             run_checked(st, want, [=](uint64_t *o) { return cxx_checked(o, [=] { return cxx_wl::nqueens(p, n); }); });
         });
-        reg("nqueens", "omp.task", w, [=](benchmark::State &st) {
+        reg("nqueens", OMP(".task"), w, [=](benchmark::State &st) {
             st.SetLabel(lab);
             run_checked(st, want, [=](uint64_t *o) {
                 *o = omp_wl::nqueens(n, w);
@@ -389,7 +433,7 @@ void reg_uts()
                     return;
                 run_checked(st, want, [=](uint64_t *o) { return uts_weft(p, t, o); });
             });
-            reg(wl, "omp.task", w, [=](benchmark::State &st) {
+            reg(wl, OMP(".task"), w, [=](benchmark::State &st) {
                 common(st);
                 run_checked(st, want, [=](uint64_t *o) {
                     *o = omp_wl::uts(t, w);
@@ -433,7 +477,7 @@ void reg_skynet()
                 return;
             run_checked(st, want, [=](uint64_t *o) { return skynet_weft(p, leaves, o); });
         });
-        reg("skynet", "omp.task", w, [=](benchmark::State &st) {
+        reg("skynet", OMP(".task"), w, [=](benchmark::State &st) {
             common(st);
             run_checked(st, want, [=](uint64_t *o) {
                 *o = omp_wl::skynet(leaves, w);
@@ -488,7 +532,7 @@ void reg_msort()
                 return;
             msort_loop(st, [p](int32_t *a, int32_t *t, size_t n) { return msort_weft(p, a, t, n); });
         });
-        reg("msort", "omp.task", w, [=](benchmark::State &st) {
+        reg("msort", OMP(".task"), w, [=](benchmark::State &st) {
             msort_loop(st, [w](int32_t *a, int32_t *t, size_t n) {
                 omp_wl::msort(a, t, n, w);
                 return 0;
@@ -527,7 +571,7 @@ void reg_reduce()
                 return;
             run_checked(st, want, [=](uint64_t *o) { return reduce_weft(p, a, n, o); });
         });
-        reg("reduce", "omp.for", w, [=](benchmark::State &st) {
+        reg("reduce", OMP(".for"), w, [=](benchmark::State &st) {
             st.SetLabel(lab);
             const uint64_t *a = arrays().reduce.data();
             run_checked(st, want, [=](uint64_t *o) {
@@ -604,7 +648,7 @@ void reg_tiny()
                     });
                 });
         }
-        reg_na(wl, "omp", "OpenMP cannot take work from a thread outside a parallel region");
+        reg_na(wl, OMP(""), "OpenMP cannot take work from a thread outside a parallel region");
     }
 }
 
@@ -638,7 +682,7 @@ void reg_wake()
             if (!p)
                 return;
             wake_loop(st, [=](double *lat) { return wake_weft(p, cfg.wake_samples, cfg.wake_gap_ns, lat); });
-        }, Timing::Manual, 1)->Unit(benchmark::kMicrosecond);
+        }, Timing::Manual, 1, benchmark::kMicrosecond);
         reg("wake", "tbb.arena_enqueue", w, [=](benchmark::State &st) {
             tbb::task_arena a((int)w, 0);
             a.initialize();
@@ -646,9 +690,122 @@ void reg_wake()
                 tbb_wl::wake(a, cfg.wake_samples, cfg.wake_gap_ns, lat);
                 return 0;
             });
-        }, Timing::Manual, 1)->Unit(benchmark::kMicrosecond);
+        }, Timing::Manual, 1, benchmark::kMicrosecond);
     }
-    reg_na("wake", "omp", "OpenMP cannot take work from a thread outside a parallel region");
+    reg_na("wake", OMP(""), "OpenMP cannot take work from a thread outside a parallel region");
+}
+
+/* rayon (bench/rayon): every workload, with the inputs, labels, work units
+ * and checks of the rows above. */
+void reg_rayon()
+{
+#ifdef WEFT_BENCH_HAVE_RAYON
+    const int fn = cfg.fib_n;
+    const uint64_t fib_want = fib_expect(fn);
+    const double calls = (double)fib_calls(fn), inner = (calls - 1) / 2;
+    const std::string fib_lab = label("fib(%d), spawn per call, no cutoff", fn);
+    const int qn = cfg.nq_n;
+    const uint64_t nq_want = nqueens_expect(qn);
+    const std::string nq_lab = label("nqueens(%d), spawn per legal placement", qn);
+    const uint64_t leaves = cfg.skynet_leaves;
+    const std::string sky_lab = label("skynet, %llu leaves, 10-ary", (unsigned long long)leaves);
+    const size_t rn = cfg.reduce_n;
+    const std::string red_lab = label("sum of %zu uint64 (%zu MiB)", rn, rn * 8 >> 20);
+    for (unsigned w : worker_counts) {
+        reg("fib", "rayon.join", w, [=](benchmark::State &st) {
+            st.SetLabel(fib_lab);
+            set_units(st, calls);
+            st.counters["spawns"] = inner;
+            rayon_pool *p = rayon_pool_for(st, w);
+            if (!p)
+                return;
+            run_checked(st, fib_want, [=](uint64_t *o) {
+                *o = fib_rayon(p, fn);
+                return 0;
+            });
+        });
+        reg("nqueens", "rayon.join", w, [=](benchmark::State &st) {
+            st.SetLabel(nq_lab);
+            rayon_pool *p = rayon_pool_for(st, w);
+            if (!p)
+                return;
+            run_checked(st, nq_want, [=](uint64_t *o) {
+                *o = nqueens_rayon(p, qn);
+                return 0;
+            });
+        });
+        for (const uts_params *t : cfg.trees) {
+            const uint64_t want = t->expect;
+            const std::string lab = label("UTS %s, %llu nodes, task per node", t->name,
+                                          (unsigned long long)want);
+            reg(std::string("uts_") + t->name, "rayon.join", w, [=](benchmark::State &st) {
+                st.SetLabel(lab);
+                set_units(st, (double)want);
+                rayon_pool *p = rayon_pool_for(st, w);
+                if (!p)
+                    return;
+                run_checked(st, want, [=](uint64_t *o) {
+                    *o = uts_rayon(p, t);
+                    return 0;
+                });
+            });
+        }
+        for (int scope = 0; scope < 2; scope++)
+            reg("skynet", scope ? "rayon.scope" : "rayon.join", w, [=](benchmark::State &st) {
+                st.SetLabel(sky_lab);
+                set_units(st, (double)skynet_tasks(leaves));
+                rayon_pool *p = rayon_pool_for(st, w);
+                if (!p)
+                    return;
+                run_checked(st, skynet_expect(leaves), [=](uint64_t *o) {
+                    *o = skynet_rayon(p, leaves, scope);
+                    return 0;
+                });
+            });
+        reg("msort", "rayon.join", w, [=](benchmark::State &st) {
+            rayon_pool *p = rayon_pool_for(st, w);
+            if (!p)
+                return;
+            msort_loop(st, [p](int32_t *a, int32_t *t, size_t n) {
+                msort_rayon(p, a, t, n);
+                return 0;
+            });
+        });
+        reg("reduce", "rayon.par_iter", w, [=](benchmark::State &st) {
+            st.SetLabel(red_lab);
+            const uint64_t *a = arrays().reduce.data();
+            rayon_pool *p = rayon_pool_for(st, w);
+            if (!p)
+                return;
+            run_checked(st, reduce_expect(rn), [=](uint64_t *o) {
+                *o = reduce_rayon(p, a, rn);
+                return 0;
+            });
+        });
+        for (unsigned threads : {1u, 4u}) {
+            const std::string wl = "tiny_ext" + std::to_string(threads);
+            reg(wl, "rayon.in_place_scope", w, [=](benchmark::State &st) {
+                rayon_pool *p = rayon_pool_for(st, w);
+                if (!p)
+                    return;
+                tiny_loop(st, threads, [=](uint64_t *s, size_t n) { return tiny_rayon(p, s, n, threads, 0); });
+            });
+            if (threads == 1)
+                reg(wl, "rayon.scope", w, [=](benchmark::State &st) {
+                    rayon_pool *p = rayon_pool_for(st, w);
+                    if (!p)
+                        return;
+                    tiny_loop(st, threads, [=](uint64_t *s, size_t n) { return tiny_rayon(p, s, n, 1, 1); });
+                });
+        }
+        reg("wake", "rayon.in_place_scope", w, [=](benchmark::State &st) {
+            rayon_pool *p = rayon_pool_for(st, w);
+            if (!p)
+                return;
+            wake_loop(st, [=](double *lat) { return wake_rayon(p, cfg.wake_samples, cfg.wake_gap_ns, lat); });
+        }, Timing::Manual, 1, benchmark::kMicrosecond);
+    }
+#endif
 }
 
 /* Idle CPU is measured in a fresh child process (this binary with
@@ -697,8 +854,12 @@ int idle_child_main(const char *rt, unsigned workers, double seconds)
     double v = -1;
     if (!std::strcmp(rt, "weft"))
         v = idle_weft(workers, seconds);
-    else if (!std::strcmp(rt, "omp"))
+    else if (!std::strcmp(rt, WEFT_BENCH_OMP_FAMILY))
         v = omp_wl::idle(workers, seconds);
+#ifdef WEFT_BENCH_HAVE_RAYON
+    else if (!std::strcmp(rt, "rayon"))
+        v = idle_rayon(workers, seconds);
+#endif
     else if (!std::strcmp(rt, "tbb"))
         v = tbb_wl::idle(workers, seconds);
     if (v < 0)
@@ -710,10 +871,14 @@ int idle_child_main(const char *rt, unsigned workers, double seconds)
 void reg_idle()
 {
     const unsigned w = 2;
-    const char *rts[][2] = {{"weft", "weft"}, {"omp", "omp"}, {"tbb", "tbb.arena"}};
+    std::vector<std::pair<std::string, std::string>> rts = {
+        {"weft", "weft"}, {OMP(""), OMP("")}, {"tbb", "tbb.arena"}};
+#ifdef WEFT_BENCH_HAVE_RAYON
+    rts.push_back({"rayon", "rayon"});
+#endif
     for (auto &r : rts) {
-        std::string rt = r[0];
-        reg("idle_cpu", r[1], w, [=](benchmark::State &st) {
+        std::string rt = r.first;
+        reg("idle_cpu", r.second, w, [=](benchmark::State &st) {
             st.SetLabel(label("CPU-s per idle s after work, %u workers; time = that, in s", w));
             double v = 0;
             for (auto _ : st) {
@@ -725,7 +890,7 @@ void reg_idle()
                 st.SetIterationTime(v);
             }
             st.counters["cpu_s_per_s"] = v;
-        }, Timing::Manual, 1)->Unit(benchmark::kSecond);
+        }, Timing::Manual, 1, benchmark::kSecond);
     }
 }
 
@@ -740,7 +905,7 @@ void reg_deque()
             set_units(st, (double)n);
             for (auto _ : st)
                 benchmark::DoNotOptimize(dq_call_loop(n));
-        })->Unit(benchmark::kMicrosecond);
+        }, Timing::Real, 0, benchmark::kMicrosecond);
     }
     reg("deque_pushtake", "weft.deque", 1, [=](benchmark::State &st) {
         st.SetLabel(lab + ", owner push+take pairs");
@@ -750,7 +915,7 @@ void reg_deque()
                 fail(st, "error %d", rc);
                 break;
             }
-    })->Unit(benchmark::kMicrosecond);
+    }, Timing::Real, 0, benchmark::kMicrosecond);
     reg("deque_batch256", "weft.deque", 1, [=](benchmark::State &st) {
         st.SetLabel(lab + ", owner: 256 pushes then 256 takes");
         set_units(st, (double)n);
@@ -759,7 +924,7 @@ void reg_deque()
                 fail(st, "error %d", rc);
                 break;
             }
-    })->Unit(benchmark::kMicrosecond);
+    }, Timing::Real, 0, benchmark::kMicrosecond);
     for (unsigned thieves : {1u, 2u}) {
         reg("deque_steal", "weft.deque", thieves, [=](benchmark::State &st) {
             st.SetLabel(lab + ", thieves (= workers) steal a full deque");
@@ -773,7 +938,7 @@ void reg_deque()
                 }
                 st.SetIterationTime(s);
             }
-        }, Timing::Manual)->Unit(benchmark::kMicrosecond);
+        }, Timing::Manual, 0, benchmark::kMicrosecond);
     }
 #else
     reg("deque_pushtake", "weft.deque", 1, [](benchmark::State &st) {
@@ -864,6 +1029,17 @@ int main(int argc, char **argv)
             meta_out = argv[i] + 11;
         else if (!std::strncmp(argv[i], "--iterations=", 13))
             cfg.iterations = std::max(0, std::atoi(argv[i] + 13));
+        else if (!std::strncmp(argv[i], "--only=", 7)) {
+            std::string list = argv[i] + 7;
+            for (size_t a = 0; a <= list.size();) {
+                size_t b = list.find(',', a);
+                if (b == std::string::npos)
+                    b = list.size();
+                if (b > a)
+                    only_families.push_back(list.substr(a, b - a));
+                a = b + 1;
+            }
+        }
         else
             rest.push_back(argv[i]);
     }
@@ -901,6 +1077,7 @@ int main(int argc, char **argv)
     reg_reduce();
     reg_tiny();
     reg_wake();
+    reg_rayon();
     reg_idle();
     reg_deque();
 

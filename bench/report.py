@@ -2,11 +2,21 @@
 """bench/report.py — turns the harness's google-benchmark JSON into a table
 and plots.
 
-    report.py RESULTS.json [--meta META.json] [--outdir DIR] [--no-plots]
+    report.py RESULTS.json... [--meta META.json]... [--outdir DIR] [--no-plots]
+              [--note TEXT]...
+    report.py --merge-only --merged-json OUT.json --merged-meta OUT.meta.json
+              RESULTS.json... [--meta META.json]...
+
+Several RESULTS files (bench/run's rounds, one per harness binary per
+round) are merged: their repetitions of a benchmark are pooled; their meta
+files add up (wall time, other processes' CPU), the first giving the load at
+the start and the last the load at the end. --merge-only writes the merged
+pair and stops.
 
 Table: workload x runtime x workers -> min, median (over repetitions),
 median/min spread, ratio to the serial baseline and ratio to the best peer
-(the fastest OpenMP or oneTBB entry at the same worker count), the
+(the fastest libgomp, libomp, oneTBB or rayon entry at the same worker
+count), the
 process's CPU-seconds per run relative to serial's (min over repetitions;
 less disturbed by other processes than wall time), plus a per-workload
 extra (ns per node or task, tasks/s, p99, ...). Rows whose median/min > 1.2
@@ -14,7 +24,9 @@ are flagged noisy.
 
 Plots (PNG): time per workload, and speedup over serial against workers.
 matplotlib if importable, else gnuplot, else none. Standard library only
-otherwise. Also writes summary.md (the table in Markdown) and summary.csv.
+otherwise. Also writes summary.md (the table in Markdown, and a compact one
+with a column per runtime family: the best variant's min and its ratio to
+serial) and summary.csv.
 
 Exit status: 0; 2 if a benchmark reported a wrong answer or an error
 (entries marked "n/a:" are not errors).
@@ -30,7 +42,9 @@ import statistics
 import subprocess
 import sys
 
-PEER_FAMILIES = ("omp", "tbb")
+# omp: gcc's libgomp; libomp: clang's (weft_bench_libomp); rayon: bench/rayon.
+PEER_FAMILIES = ("omp", "libomp", "tbb", "rayon")
+FAMILY_ORDER = ["serial", "weft", "omp", "libomp", "tbb", "rayon"]
 UNIT_S = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 NOISY_SPREAD = 1.2
 # Workloads whose "time" is not a duration of work.
@@ -120,8 +134,7 @@ def wl_sort_key(wl):
 
 def rt_sort_key(rt):
     fam = family(rt)
-    order = {"serial": 0, "weft": 1, "omp": 2, "tbb": 3}
-    return (order.get(fam, 9), rt)
+    return (FAMILY_ORDER.index(fam) if fam in FAMILY_ORDER else 9, rt)
 
 
 def summarize(rows):
@@ -224,14 +237,15 @@ HEADER = ["workload", "runtime", "workers", "min", "median", "med/min",
           "x serial", "x best peer", "cpu x serial", "notes"]
 
 
-def print_table(rows, out=sys.stdout):
-    widths = [max(len(HEADER[i]), *(len(r[i]) for r in rows)) if rows else len(HEADER[i])
-              for i in range(len(HEADER))]
+def print_table(rows, out=sys.stdout, header=None):
+    HEADER_ = header or HEADER
+    widths = [max(len(HEADER_[i]), *(len(r[i]) for r in rows)) if rows else len(HEADER_[i])
+              for i in range(len(HEADER_))]
     widths[-1] = 0
     def line(cells):
         return "  ".join(c.ljust(widths[i]) if i < len(cells) - 1 else c
                          for i, c in enumerate(cells)).rstrip()
-    print(line(HEADER), file=out)
+    print(line(HEADER_), file=out)
     print(line(["-" * max(w, 1) for w in widths[:-1]] + ["-----"]), file=out)
     prev = None
     for r in rows:
@@ -241,10 +255,18 @@ def print_table(rows, out=sys.stdout):
         print(line(r), file=out)
 
 
-def write_markdown(rows, path, meta_lines, labels):
+def write_markdown(rows, path, meta_lines, labels, pivot=None):
     with open(path, "w") as f:
         for m in meta_lines:
             f.write(f"{m}\n\n")
+        if pivot:
+            phdr, prows = pivot
+            f.write("By runtime family: the fastest variant's min (x serial) [variant]\n\n")
+            f.write("| " + " | ".join(phdr) + " |\n")
+            f.write("|" + "---|" * len(phdr) + "\n")
+            for r in prows:
+                f.write("| " + " | ".join(c.replace("|", "/") for c in r) + " |\n")
+            f.write("\nEvery row:\n\n")
         f.write("| " + " | ".join(HEADER) + " |\n")
         f.write("|" + "---|" * len(HEADER) + "\n")
         for r in rows:
@@ -265,6 +287,61 @@ def write_csv(summary, path):
                         e["cpu_x_serial"], e["reps"], "; ".join(e["errors"])])
 
 
+def pivot_rows(summary):
+    """One row per workload and worker count, one column per runtime family
+    (its fastest variant: min, x serial, variant). Serial rows are left out
+    (serial is the 'x serial' base)."""
+    fams = [f for f in FAMILY_ORDER if f != "serial"
+            and any(family(e["runtime"]) == f for e in summary)]
+    fams += sorted({family(e["runtime"]) for e in summary} - set(FAMILY_ORDER))
+    keys = sorted({(e["workload"], e["workers"]) for e in summary
+                   if family(e["runtime"]) != "serial"},
+                  key=lambda k: (wl_sort_key(k[0]), k[1]))
+    rows = []
+    for wl, w in keys:
+        cells = [wl, str(w)]
+        for f in fams:
+            es = [e for e in summary if e["workload"] == wl and e["workers"] == w
+                  and family(e["runtime"]) == f and e["min"] is not None]
+            if not es:
+                na = [e for e in summary if e["workload"] == wl and e["workers"] == w
+                      and family(e["runtime"]) == f]
+                cells.append("n/a" if na else "")
+                continue
+            b = min(es, key=lambda e: e["min"])
+            mn = value_cols(b)[0]
+            var = b["runtime"].split(".", 1)[1] if "." in b["runtime"] else ""
+            x = fmt_ratio(b["x_serial"]) if b["x_serial"] is not None else ""
+            cells.append(" ".join(c for c in (mn, f"({x})" if x else "",
+                                              f"[{var}]" if var and len(es) > 1 else "") if c))
+        rows.append(cells)
+    return ["workload", "workers"] + fams, rows
+
+
+def merge_docs(docs):
+    """google-benchmark documents of several runs as one: the first's
+    context, every run's benchmarks."""
+    out = {"context": dict(docs[0].get("context", {})), "benchmarks": []}
+    for d in docs:
+        out["benchmarks"].extend(d.get("benchmarks", []))
+    out["context"]["weft_bench_parts"] = str(len(docs))
+    return out
+
+
+def merge_metas(metas):
+    """The harness's --meta-out files of consecutive runs as one."""
+    if not metas:
+        return None
+    wall = sum(m.get("wall_s", 0) for m in metas)
+    foreign = sum(m.get("foreign_cpu_s", 0) for m in metas)
+    return {"loadavg_start": metas[0].get("loadavg_start"),
+            "loadavg_end": metas[-1].get("loadavg_end"),
+            "busy_cores_start": metas[0].get("busy_cores_start"),
+            "wall_s": wall, "foreign_cpu_s": foreign,
+            "foreign_cores": foreign / max(wall, 1e-3),
+            "cpus": metas[0].get("cpus"), "parts": len(metas)}
+
+
 # ---- plots ----------------------------------------------------------------
 
 def plot_matplotlib(summary, outdir):
@@ -274,11 +351,13 @@ def plot_matplotlib(summary, outdir):
 
     wls = sorted({e["workload"] for e in summary if e["min"] is not None}, key=wl_sort_key)
     files = []
-    # One color per runtime across all panels: weft blues, OpenMP oranges,
-    # oneTBB greens, serial black.
+    # One color per runtime across all panels: weft blues, libgomp oranges,
+    # libomp reds, oneTBB greens, rayon purples, serial black.
     palette = {"weft": ["#1f4e9c", "#3a7fd5", "#7fb2f0", "#0b2a5c", "#5d6dbe", "#9ecae1"],
                "omp": ["#e07b00", "#f5b041"],
+               "libomp": ["#b03a2e", "#e6776b"],
                "tbb": ["#1e8449", "#52be80", "#a9dfbf"],
+               "rayon": ["#7d3c98", "#af7ac5", "#d2b4de"],
                "serial": ["#000000", "#555555"]}
     colors, used = {}, {}
     for rt in sorted({e["runtime"] for e in summary}, key=rt_sort_key):
@@ -419,19 +498,40 @@ def plot_gnuplot(summary, outdir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", help="google-benchmark JSON from the harness")
-    ap.add_argument("--meta", help="the harness's --meta-out file (load, noise)")
+    ap.add_argument("results", nargs="+", help="google-benchmark JSON from the harness")
+    ap.add_argument("--meta", action="append", default=[],
+                    help="the harness's --meta-out file (load, noise); repeatable")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a line for the report's header (e.g. a skipped peer)")
+    ap.add_argument("--merge-only", action="store_true",
+                    help="write --merged-json/--merged-meta and stop")
+    ap.add_argument("--merged-json", help="where the merged results go")
+    ap.add_argument("--merged-meta", help="where the merged meta goes")
     ap.add_argument("--outdir", help="where plots and summaries go (default: next to results)")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
 
-    doc = load_json(args.results)
+    doc = merge_docs([load_json(p) for p in args.results])
+    metas = []
+    for p in args.meta:
+        if os.path.exists(p):
+            with open(p) as f:
+                metas.append(json.load(f))
+    meta = merge_metas(metas)
+    if args.merged_json:
+        with open(args.merged_json, "w") as f:
+            json.dump(doc, f, indent=1)
+    if args.merged_meta and meta is not None:
+        with open(args.merged_meta, "w") as f:
+            json.dump(meta, f)
+    if args.merge_only:
+        return 0
     rows = collect(doc)
     if not rows:
         print("no benchmark results in", args.results, file=sys.stderr)
         return 2
     summary = summarize(rows)
-    outdir = args.outdir or os.path.splitext(args.results)[0]
+    outdir = args.outdir or os.path.splitext(args.results[0])[0]
     os.makedirs(outdir, exist_ok=True)
 
     ctx = doc.get("context", {})
@@ -439,9 +539,7 @@ def main():
                   f"at {ctx.get('mhz_per_cpu', '?')} MHz, {ctx.get('date', '')}, "
                   f"mode {ctx.get('weft_bench_mode', '?')}, workers {ctx.get('weft_bench_workers', '?')}"]
     warn = []
-    if args.meta and os.path.exists(args.meta):
-        with open(args.meta) as f:
-            meta = json.load(f)
+    if meta is not None:
         la0, la1 = meta.get("loadavg_start"), meta.get("loadavg_end")
         fc = meta.get("foreign_cores")
         meta_lines.append(
@@ -464,6 +562,7 @@ def main():
         if fc is not None and fc > 0.1:
             warn.append(f"other processes used {fc:.2f} of a core during the run: "
                         "results are noisy")
+    meta_lines += args.note
     reps = max((e["reps"] for e in summary), default=0)
     meta_lines.append(f"{reps} repetitions per benchmark, runtimes interleaved at random; "
                       f"min and median over repetitions; 'noisy' = median/min > {NOISY_SPREAD}")
@@ -476,6 +575,9 @@ def main():
         print("NOISY RUN:", w)
     print()
     print_table(trows)
+    phdr, prows = pivot_rows(summary)
+    print("\nBy runtime family: the fastest variant's min (x serial) [variant]:\n")
+    print_table(prows, header=phdr)
     noisy = sum(1 for e in summary if e["noisy"])
     if noisy:
         print(f"\n{noisy} row(s) flagged noisy (median/min > {NOISY_SPREAD}).")
@@ -489,7 +591,8 @@ def main():
             seen.add(e["workload"])
             labels.append((e["workload"], e["label"]))
     md = os.path.join(outdir, "summary.md")
-    write_markdown(trows, md, meta_lines + [f"NOISY RUN: {w}" for w in warn], labels)
+    write_markdown(trows, md, meta_lines + [f"NOISY RUN: {w}" for w in warn], labels,
+                   pivot=(phdr, prows))
     csvp = os.path.join(outdir, "summary.csv")
     write_csv(summary, csvp)
 

@@ -23,7 +23,9 @@ double bench_quantile(double *v, size_t n, double q);
 
 /* Sleeps `seconds` on the calling thread and returns the CPU-seconds that
  * the rest of the process (every other thread) burnt per second meanwhile:
- * getrusage(RUSAGE_SELF) minus the caller's own RUSAGE_THREAD. */
+ * the other threads' /proc/self/task/TID/schedstat on-CPU time (exact for a
+ * thread still running when the window opens), else getrusage(RUSAGE_SELF)
+ * minus the caller's own RUSAGE_THREAD. */
 double bench_idle_cpu(double seconds);
 
 #ifdef __cplusplus

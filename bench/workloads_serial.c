@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "workloads.h"
+#include "workloads_rayon.h"
 
 #include <string.h>
 
@@ -64,6 +65,12 @@ uint64_t nqueens_serial(int n)
 {
     signed char b[NQ_MAX] = {0};
     return nq_rec(n, 0, b);
+}
+
+/* For bench/rayon: the same kernel, out of line (Rust cannot inline it). */
+int nq_children_extern(const nq_arg *a, nq_arg *kids)
+{
+    return nq_children(a, kids);
 }
 
 uint64_t nqueens_expect(int n)

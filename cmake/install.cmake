@@ -16,7 +16,7 @@ install(TARGETS weft weft_static EXPORT weftTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # weft.hpp is the header-only C++ layer (C++17); the C library needs none.
-install(FILES include/weft.h include/weft.hpp ${PROJECT_BINARY_DIR}/include/weft_version.h
+install(FILES include/weft.h include/weft_inline.h include/weft.hpp ${PROJECT_BINARY_DIR}/include/weft_version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT weftTargets NAMESPACE weft:: FILE weftTargets.cmake
   DESTINATION ${WEFT_CMAKE_DIR})

@@ -6,6 +6,17 @@
  * the variable's value, or WCTX_UNSET. Reading is one bounds check and one
  * load, whatever the number of variables; setting copies the array.
  *
+ * Values with lifetime hooks (weft_ctx_var_create_ops). Each node holds its
+ * own copy of every value pointer, so each node retains the values it holds
+ * when it is built and releases them when it is freed: a set costs one
+ * retain per held value, spawns and captures (which share the node by its
+ * count) cost nothing. To find them without a global index-to-variable
+ * table, a node lists after vals the variables whose values it holds
+ * ("held": the variables with hooks whose entry is neither WCTX_UNSET nor
+ * NULL), and each variable carries its hooks. Hooks run in an empty scope
+ * of their own (wctx_hooks_enter_), so a hook that sets a variable changes
+ * nothing but that scope, which is dropped after the hooks.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "ctx/wctx.h"
@@ -21,7 +32,9 @@ struct weft_ctx {
     /* 16-byte alignment: sched/ keeps flags in the low pointer bits. */
     _Alignas(16) atomic_size_t refs;
     size_t n;       /* entries in vals */
-    void  *vals[];  /* by variable index; WCTX_UNSET where not set */
+    size_t nheld;   /* variables listed after vals (wctx_held_) */
+    void  *vals[];  /* by variable index; WCTX_UNSET where not set; then
+                       nheld struct weft_ctx_var pointers */
 };
 
 struct weft_ctx_var {
@@ -29,10 +42,29 @@ struct weft_ctx_var {
     void                *initial;
     char                *name;    /* for debuggers only; may be NULL */
     struct weft_ctx_var *next;    /* all variables, newest first */
+    /* Written before the variable is handed out, never after: read without
+     * a lock by any thread that got the variable, or a node listing it. */
+    weft_ctx_var_ops     ops;
+    bool                 hooked;  /* ops.retain or ops.release */
 };
 
-_Thread_local wctx_scope *wctx_top;
+/* Per thread, for ctx/ (scope) and sched/ (worker, flow); the inline join
+ * of include/weft_inline.h reads it. */
+WEFT_API __thread struct weft_thread_ weft_thread_ __attribute__((tls_model("initial-exec")));
+
+/* The k-th variable whose value node c holds (k < c->nheld). */
+static inline struct weft_ctx_var *wctx_held_(const struct weft_ctx *c, size_t k)
+{
+    return (struct weft_ctx_var *)c->vals[c->n + k];
+}
+
 _Thread_local wctx_scope wctx_base;
+
+/* The inline join's reset of its scope after a half made a set. */
+void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx)
+{
+    wctx_reset(s, ctx);
+}
 
 wctx_scope *wctx_base_scope_(void)
 {
@@ -73,6 +105,36 @@ void wctx_retain(struct weft_ctx *ctx)
     atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
 }
 
+/* Hooks run in an empty scope of their own, pushed on this thread: what
+ * they set is theirs alone (dropped, with its own hooks, when it is left),
+ * and no scope of the caller's can change under it meanwhile. */
+static inline void wctx_hooks_enter_(wctx_scope *s)
+{
+    wctx_enter(s, NULL);
+}
+
+static inline void wctx_hooks_leave_(wctx_scope *s)
+{
+    wctx_leave(s);
+}
+
+/* Frees c, whose count reached zero: releases the values it holds first,
+ * on this thread, whichever it is. */
+static void wctx_free_(struct weft_ctx *c)
+{
+    if (c->nheld) {
+        wctx_scope hs;
+        wctx_hooks_enter_(&hs);
+        for (size_t k = 0; k < c->nheld; k++) {
+            const struct weft_ctx_var *v = wctx_held_(c, k);
+            if (v->ops.release)
+                v->ops.release(c->vals[v->index]);
+        }
+        wctx_hooks_leave_(&hs);
+    }
+    free(c);
+}
+
 void wctx_release(struct weft_ctx *ctx)
 {
     if (!ctx || ctx == &wctx_empty_)
@@ -80,17 +142,22 @@ void wctx_release(struct weft_ctx *ctx)
     /* acq_rel, pairs with this same fetch_sub in the other holders: the
      * release half orders this holder's reads of vals before the decrement,
      * the acquire half (used by whoever reaches zero) orders every holder's
-     * reads before the free. One RMW instead of a release decrement plus an
-     * acquire fence, because TSan does not model standalone fences. */
+     * reads before the free and the release hooks (a value is released only
+     * after every holder's last use of the context). One RMW instead of a
+     * release decrement plus an acquire fence, because TSan does not model
+     * standalone fences. */
     if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) == 1)
-        free(ctx);
+        wctx_free_(ctx);
 }
 
 void wctx_drop_owned_(wctx_scope *s)
 {
-    wctx_release(s->cur);
-    s->cur = NULL; /* no dangling pointer if the scope is looked at again */
+    /* Detached before the release: its hooks must not find s holding a
+     * context whose count is already zero. */
+    struct weft_ctx *c = s->cur;
+    s->cur = NULL;
     s->owned = false;
+    wctx_release(c);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -142,13 +209,16 @@ static int wctx_arm_thread_exit_(void)
 /* Contexts                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static struct weft_ctx *wctx_alloc_(size_t n)
+static struct weft_ctx *wctx_alloc_(size_t n, size_t nheld)
 {
     const size_t head = offsetof(struct weft_ctx, vals);
-    if (n > (SIZE_MAX - head - 15) / sizeof(void *))
+    if (nheld > SIZE_MAX - n)
+        return NULL;
+    size_t slots = n + nheld;
+    if (slots > (SIZE_MAX - head - 15) / sizeof(void *))
         return NULL;
     /* aligned_alloc wants a multiple of the alignment. */
-    size_t size = (head + n * sizeof(void *) + 15) & ~(size_t)15;
+    size_t size = (head + slots * sizeof(void *) + 15) & ~(size_t)15;
     struct weft_ctx *c = aligned_alloc(16, size);
     if (!c)
         return NULL;
@@ -156,10 +226,17 @@ static struct weft_ctx *wctx_alloc_(size_t n)
      * the capture's caller's own. */
     atomic_init(&c->refs, 1);
     c->n = n;
+    c->nheld = nheld;
     return c;
 }
 
 int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial)
+{
+    return weft_ctx_var_create_ops(var, name, initial, NULL);
+}
+
+int weft_ctx_var_create_ops(weft_ctx_var **var, const char *name, void *initial,
+                            const weft_ctx_var_ops *ops)
 {
     if (!var)
         return EINVAL;
@@ -172,6 +249,8 @@ int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial)
         return ENOMEM;
     }
     v->initial = initial;
+    v->ops = ops ? *ops : (weft_ctx_var_ops){NULL, NULL};
+    v->hooked = v->ops.retain || v->ops.release;
     /* Relaxed: only uniqueness matters; the index is published with the
      * variable by whatever hands the pointer to other threads. */
     v->index = atomic_fetch_add_explicit(&wctx_next_index_, 1,
@@ -203,6 +282,14 @@ void *weft_ctx_get(const weft_ctx_var *var)
     return var->initial;
 }
 
+/* Whether node c holds (and so lists) the value of var: hooked, set there,
+ * not NULL. */
+static inline bool wctx_holds_(const struct weft_ctx *c, const struct weft_ctx_var *var)
+{
+    return var->hooked && c && var->index < c->n && c->vals[var->index] != WCTX_UNSET &&
+           c->vals[var->index] != NULL;
+}
+
 int weft_ctx_set(weft_ctx_var *var, void *value)
 {
     if (!var)
@@ -216,8 +303,12 @@ int weft_ctx_set(weft_ctx_var *var, void *value)
     if (i < oldn && old->vals[i] == value)
         return 0;
 
+    /* The new node lists what old does, but var's old value, plus var's
+     * new one if that is held. */
+    size_t oldheld = old ? old->nheld : 0;
+    size_t nheld = oldheld - wctx_holds_(old, var) + (var->hooked && value != NULL);
     size_t n = i < oldn ? oldn : i + 1;
-    struct weft_ctx *c = i < SIZE_MAX ? wctx_alloc_(n) : NULL;
+    struct weft_ctx *c = i < SIZE_MAX ? wctx_alloc_(n, nheld) : NULL;
     if (!c)
         return ENOMEM;
     if (oldn)
@@ -225,13 +316,33 @@ int weft_ctx_set(weft_ctx_var *var, void *value)
     for (size_t k = oldn; k < n; k++)
         c->vals[k] = WCTX_UNSET;
     c->vals[i] = value;
+    size_t h = 0;
+    for (size_t k = 0; k < oldheld; k++)
+        if (wctx_held_(old, k) != var)
+            c->vals[n + h++] = wctx_held_(old, k);
+    if (var->hooked && value != NULL)
+        c->vals[n + h++] = var;
 
     if (s == &wctx_base && !s->owned) {
         int err = wctx_arm_thread_exit_();
         if (err) {
-            free(c);
+            free(c); /* nothing retained yet */
             return err;
         }
+    }
+    /* Retained before c is installed, so before any other thread can see
+     * it (sched/'s handoff and capture publish c after this). Old stays
+     * valid meanwhile: the hooks' own scope is innermost, so nothing they
+     * do can change s. */
+    if (nheld) {
+        wctx_scope hs;
+        wctx_hooks_enter_(&hs);
+        for (size_t k = 0; k < nheld; k++) {
+            const struct weft_ctx_var *v = wctx_held_(c, k);
+            if (v->ops.retain)
+                v->ops.retain(c->vals[v->index]);
+        }
+        wctx_hooks_leave_(&hs);
     }
     bool was_owned = s->owned;
     s->cur = c;

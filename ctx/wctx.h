@@ -19,6 +19,11 @@
  * guarantees that the snapshot outlives the scope. That is what keeps the
  * fork-join spawn path free of atomic read-modify-writes on shared lines.
  *
+ * Values with hooks (weft_ctx_var_create_ops) are retained when a context
+ * holding them is built and released when it is freed: wctx_release (and
+ * wctx_leave, wctx_reset, which may call it) can run user code on the
+ * calling thread, in an empty scope of its own pushed above the caller's.
+ *
  * Scopes. Each thread has a base scope; sched/ runs every task in a scope
  * whose context is the task's snapshot: one it pushes (wctx_enter/
  * wctx_leave), or the caller's own when that is clean (it owns nothing and
@@ -33,16 +38,15 @@
 #include <stdbool.h>
 #include "weft.h"
 
-typedef struct wctx_scope {
-    struct weft_ctx   *cur;   /* current context; NULL is the empty one */
-    bool               owned; /* this scope holds a reference on cur */
-    struct wctx_scope *prev;  /* enclosing scope on this thread */
-} wctx_scope;
+/* A scope: struct weft_scope_ of include/weft_inline.h, whose inline join
+ * reads it (cur: the current context, NULL the empty one; owned: this
+ * scope holds a reference on cur; prev: the enclosing scope). */
+typedef struct weft_scope_ wctx_scope;
 
-/* The innermost scope of this thread; NULL means the thread's base scope. */
-/* initial-exec: a plain %fs-relative access, not a __tls_get_addr call, on
- * every spawn and get (the definitions in ctx.c must use the same model). */
-extern _Thread_local wctx_scope *wctx_top __attribute__((tls_model("initial-exec")));
+/* The innermost scope of this thread; NULL means the thread's base scope.
+ * A field of the public per-thread struct (weft_inline.h), which the
+ * inline join reads; initial-exec there: a plain %fs-relative access. */
+#define wctx_top (weft_thread_.scope)
 extern _Thread_local wctx_scope wctx_base __attribute__((tls_model("initial-exec")));
 
 /* The thread's base scope (out of line: only threads with no scope pushed,
@@ -93,7 +97,12 @@ static inline void wctx_reset(wctx_scope *s, struct weft_ctx *ctx)
     }
 }
 
-/* Reference counting; both accept NULL. */
+/* Reference counting; both accept NULL. Any thread holding a reference
+ * (or backing a borrowed scope) may call them. wctx_release, when it drops
+ * the last reference, runs the release hooks of the values the context
+ * holds on the calling thread before freeing it: call it where user code
+ * may run (no lock held that such code could need; hooks may not use
+ * flows or pools). Orderings: in ctx.c. */
 void wctx_retain(struct weft_ctx *ctx);
 void wctx_release(struct weft_ctx *ctx);
 

@@ -257,8 +257,11 @@ typedef void (*weft_done_fn)(void *arg, int result);
  * the caller's again (done may free it). Spawns into the flow after this
  * call are EINVAL, as after a close.
  * Called by a task on a flow it opened: the task may return before the
- * flow is done; the flow then does not hold up the task's own flow, whose
- * close does not wait for it (docs/guide.md, "Closing without waiting").
+ * flow is done (that is not "left open"). The flow still belongs to the
+ * task's own flow, as its tasks would: closing that flow (sync or async)
+ * waits until this flow's done has returned, and canceling it cancels
+ * this one (docs/guide.md, "Closing without waiting"). The same holds for
+ * a flow opened on another pool by a task.
  * EINVAL: flow or done NULL, the flow is not open, or called from inside
  * the flow (as for weft_flow_close); the flow then stays open.
  * ENOMEM: no memory to queue done; the flow stays open. */
@@ -324,12 +327,23 @@ typedef struct weft_ctx     weft_ctx;     /* an immutable snapshot */
 WEFT_API int weft_ctx_var_create(weft_ctx_var **var, const char *name, void *initial);
 
 /* Lifetime hooks for a variable's values (like the reference a Python
- * ContextVar's context holds). retain(value) runs once each time value
- * enters a context (each weft_ctx_set of it), release(value) once for each
- * of those when the last context, snapshot or task that holds that context
- * is gone, on whichever thread that is. NULL values are never passed. The
- * initial value is the caller's: weft neither retains nor releases it.
- * Spawning or capturing an unchanged context retains nothing. */
+ * Context holds on a ContextVar's value). Every context holds its own copy
+ * of each value in it, the one just set and those it inherited, so:
+ * retain(value) runs once each time value enters a context, that is for
+ * each value with hooks in every context a weft_ctx_set (of any variable)
+ * makes, before anyone else can see that context; release(value) runs once
+ * for each retain, when the last scope, snapshot or task that holds that
+ * context is gone, on whichever thread that is (a worker, the thread that
+ * destroys a pool, a thread that exits). NULL values are never passed. The
+ * initial value is the caller's: weft retains it only where it is set like
+ * any other value. Setting the value already there, spawning, weft_join,
+ * weft_for, capturing and weft_ctx_run retain nothing. A thread's own
+ * context is released when the thread exits, but the main thread's is not
+ * when main returns (set the variables to NULL first to balance it).
+ * Hooks run in an empty context of their own: they may call weft_ctx_*
+ * (what they set is gone when they return), and must not open, spawn into
+ * or close flows, call weft_join or weft_for, use pools, or wait for other
+ * tasks. */
 typedef struct weft_ctx_var_ops {
     void (*retain)(void *value);  /* a context now holds value */
     void (*release)(void *value); /* a context that held it is gone */
@@ -347,7 +361,8 @@ WEFT_API void *weft_ctx_get(const weft_ctx_var *var);
 /* Sets the variable in the current context only: the current task (or
  * thread), and what it spawns afterwards, see the new value; its parent,
  * siblings and whatever its worker runs next do not. weft never frees
- * values. EINVAL: var NULL. ENOMEM. */
+ * values (a variable with hooks retains and releases them). EINVAL: var
+ * NULL. ENOMEM. */
 WEFT_API int weft_ctx_set(weft_ctx_var *var, void *value);
 
 /* A snapshot of the current context (like copy_context()). Release it with
@@ -362,6 +377,9 @@ WEFT_API int weft_ctx_run(weft_ctx *ctx, weft_fn fn, void *arg);
 
 /* Releases a snapshot from weft_ctx_capture. NULL: no effect. */
 WEFT_API void weft_ctx_release(weft_ctx *ctx);
+
+/* The inline fast path of weft_join (WEFT_NO_INLINE: none). */
+#include "weft_inline.h"
 
 #ifdef __cplusplus
 }

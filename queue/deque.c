@@ -32,7 +32,9 @@ int wq_deque_init(wq_deque *d, unsigned log2_capacity)
     atomic_init(&d->top, 0);
     atomic_init(&d->split, 0);
     atomic_init(&d->array, a);
-    atomic_init(&d->want_split, 0);
+    atomic_init(&d->hint, 0);
+    atomic_init(&d->user_mode, 0);
+    atomic_init(&d->user_count, 0);
     d->arr = a;
     return 0;
 }
@@ -90,7 +92,7 @@ int64_t wq_deque_publish(wq_deque *d, bool all)
 {
     int64_t b = d->bottom, s = d->split_own;
     /* Clear the request first: one raised after this is not lost. */
-    atomic_store_explicit(&d->want_split, 0, memory_order_relaxed);
+    wq_deque_hint_clear(d, WQ_HINT_SPLIT);
     if (b <= s)
         return 0;
     int64_t ns = all ? b : s + (b - s + 1) / 2;
@@ -172,8 +174,7 @@ int wq_deque_steal(wq_deque *d, wq_item *out)
     if (t >= s) {
         /* Nothing shared: ask the owner to publish (read first, so that a
          * crowd of thieves does not keep the line bouncing). */
-        if (!atomic_load_explicit(&d->want_split, memory_order_relaxed))
-            atomic_store_explicit(&d->want_split, 1, memory_order_relaxed);
+        wq_deque_hint_set(d, WQ_HINT_SPLIT);
         return WQ_EMPTY;
     }
     /* Acquire pairs with the release store of array in wq_deque_grow. Any
@@ -186,5 +187,9 @@ int wq_deque_steal(wq_deque *d, wq_item *out)
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
                                                  memory_order_relaxed))
         return WQ_RETRY;
+    /* We took the last shared item (as far as the split we read says): tell
+     * the owner, whose next push then makes work stealable again. */
+    if (t + 1 >= s)
+        wq_deque_hint_set(d, WQ_HINT_DRAINED);
     return WQ_STOLEN;
 }

@@ -12,7 +12,7 @@
  * Items in [top, split) may be stolen; items in [split, bottom) are the
  * owner's alone, so the owner pushes and takes them with plain (relaxed)
  * accesses: no fence, no locked instruction. A thief that finds the shared
- * part empty raises want_split; the owner notices on its next push and
+ * part empty raises WQ_HINT_SPLIT in the owner's hint word; the owner notices on its next push and
  * publishes the older half of its private items with one release store of
  * split. (sched/ also publishes when the shared part is empty and another
  * worker exists: see ws_after_push.) Only when the private part is empty
@@ -62,15 +62,30 @@ typedef struct wq_deque {
     _Atomic(int64_t) split;
     _Atomic(wq_array *) array;
 
-    /* Written by starving thieves, read by the owner on each push. */
-    _Alignas(WQ_CACHELINE) _Atomic(int) want_split;
-
-    /* Owner's line: never written by another thread. */
+    /* Owner's line: the owner's fields, and the one word its pushes read. */
     _Alignas(WQ_CACHELINE) int64_t bottom;
     int64_t   split_own; /* the owner's copy of split (it is the only writer) */
     int64_t   top_seen;  /* a lower bound of top, to detect "full" cheaply */
     wq_array *arr;       /* the owner's copy of array */
+    /* Nonzero: the owner's next push has more to do than the push. Bit
+     * WQ_HINT_SPLIT: a starving thief asks for a publish (set by
+     * wq_deque_steal, cleared by wq_deque_publish); the bits above are the
+     * WQ_HINT_DRAINED: a steal took the last shared item (set by
+     * wq_deque_steal; the layer above clears it); bits above are the
+     * layer above's. Relaxed: a hint, set by any thread
+     * with a read first (fetch_or only when the bit is clear, so a crowd of
+     * thieves does not keep the owner's line bouncing) and cleared by the
+     * owner. It sits on the owner's line so that a push reads one line it
+     * owns anyway; a thief writes it once per request. */
+    _Atomic(uint32_t) hint;
+    /* The layer above's (sched/: the public fast path's mode word and its
+     * inline-join counter, include/weft_inline.h, which freezes this
+     * line's layout from bottom on). */
+    _Atomic(uint32_t) user_mode;
+    _Atomic(uint64_t) user_count;
 } wq_deque;
+
+enum { WQ_HINT_SPLIT = 1u, WQ_HINT_DRAINED = 2u };
 
 enum { WQ_EMPTY = 0, WQ_STOLEN = 1, WQ_RETRY = 2 };
 
@@ -83,7 +98,7 @@ int  wq_deque_push_slow_(wq_deque *d, const wq_item *it); /* grow, then put */
 bool wq_deque_take_shared_(wq_deque *d, wq_item *out);
 
 /* Owner: moves private items into the shared part: half of them (rounded
- * up), or all when all is true. Clears want_split. Returns how many it
+ * up), or all when all is true. Clears WQ_HINT_SPLIT. Returns how many it
  * made stealable (0 when the private part was empty): a caller with
  * sleepers to wake must then notify (sched/park.c, ws_publish). */
 int64_t wq_deque_publish(wq_deque *d, bool all);
@@ -115,7 +130,29 @@ static inline bool wq_deque_shared_empty(const wq_deque *d)
  * wq_deque_publish(d, false) soon: on the next push or take). */
 static inline bool wq_deque_split_wanted(const wq_deque *d)
 {
-    return atomic_load_explicit(&d->want_split, memory_order_relaxed) != 0;
+    return (atomic_load_explicit(&d->hint, memory_order_relaxed) & WQ_HINT_SPLIT) != 0;
+}
+
+/* Owner: the whole hint word; zero says a push has nothing more to do. */
+static inline uint32_t wq_deque_hint(const wq_deque *d)
+{
+    return atomic_load_explicit(&d->hint, memory_order_relaxed);
+}
+
+/* Any thread: sets bits of the hint word (read first: no RMW when they are
+ * set already). Relaxed: a hint. */
+static inline void wq_deque_hint_set(wq_deque *d, uint32_t bits)
+{
+    if ((atomic_load_explicit(&d->hint, memory_order_relaxed) & bits) != bits)
+        atomic_fetch_or_explicit(&d->hint, bits, memory_order_relaxed);
+}
+
+/* Owner: clears bits of the hint word (no RMW when they are clear). A set
+ * racing with it is kept unless it is of the same bits. */
+static inline void wq_deque_hint_clear(wq_deque *d, uint32_t bits)
+{
+    if (atomic_load_explicit(&d->hint, memory_order_relaxed) & bits)
+        atomic_fetch_and_explicit(&d->hint, ~bits, memory_order_relaxed);
 }
 
 static inline bool wq_deque_try_put_(wq_deque *d, const wq_item *it, bool fourth)
@@ -135,7 +172,7 @@ static inline bool wq_deque_try_put_(wq_deque *d, const wq_item *it, bool fourth
 }
 
 /* Owner: pushes it at the bottom, into the private part, if the array has
- * room; false when it is full (wq_deque_put grows it). Leaves want_split
+ * room; false when it is full (wq_deque_put grows it). Leaves the hint
  * to the caller (wq_deque_split_wanted), so that a caller's fast path can
  * do its own work first and keep any call for its end. */
 static inline bool wq_deque_try_put(wq_deque *d, const wq_item *it)
@@ -151,7 +188,7 @@ static inline bool wq_deque_try_put3(wq_deque *d, const wq_item *it)
 }
 
 /* Owner: pushes it at the bottom, into the private part, growing the array
- * when it is full. 0 or ENOMEM. Leaves want_split to the caller: sched/
+ * when it is full. 0 or ENOMEM. Leaves the hint to the caller: sched/
  * publishes with a notify (a publish makes work visible, and a sleeper must
  * hear of it), which this layer cannot do. */
 static inline int wq_deque_put(wq_deque *d, const wq_item *it)
@@ -161,7 +198,7 @@ static inline int wq_deque_put(wq_deque *d, const wq_item *it)
     return wq_deque_push_slow_(d, it);
 }
 
-/* Owner: wq_deque_put, then honors want_split (for users with no sleepers
+/* Owner: wq_deque_put, then honors WQ_HINT_SPLIT (for users with no sleepers
  * to notify: the queue tests and benchmarks). 0 or ENOMEM. */
 static inline int wq_deque_push(wq_deque *d, const wq_item *it)
 {
@@ -193,7 +230,7 @@ static inline wq_slot *wq_deque_peek_private(wq_deque *d)
     return &d->arr->slots[(b - 1) & d->arr->mask];
 }
 
-/* Owner: takes the newest item (LIFO) without looking at want_split (sched/
+/* Owner: takes the newest item (LIFO) without looking at the hint (sched/
  * honors it first, with a notify). false when the deque is empty. */
 static inline bool wq_deque_take_no_publish(wq_deque *d, wq_item *out)
 {
@@ -205,7 +242,7 @@ static inline bool wq_deque_take_no_publish(wq_deque *d, wq_item *out)
     return wq_deque_take_shared_(d, out);
 }
 
-/* Owner: honors want_split (an owner that only takes, working through a
+/* Owner: honors WQ_HINT_SPLIT (an owner that only takes, working through a
  * batch, must not starve the thieves), then takes the newest item. false
  * when the deque is empty. For users with no sleepers to notify. */
 static inline bool wq_deque_take(wq_deque *d, wq_item *out)

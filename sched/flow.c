@@ -110,7 +110,7 @@ static void ws_flow_cancel(ws_flow *f)
 static bool ws_flow_is_open(ws_flow *f)
 {
     uint32_t m = atomic_load_explicit(&f->magic, memory_order_relaxed);
-    return m == WS_FLOW_OPEN || m == WS_FLOW_CLOSING;
+    return m == WS_FLOW_OPEN || m == WS_FLOW_CLOSING || m == WS_FLOW_ASYNC;
 }
 
 void weft_flow_cancel(weft_flow *flow)
@@ -136,16 +136,21 @@ weft_flow *weft_current_flow(void)
 /* ---- running a task ---------------------------------------------------- */
 
 /* Takes n counts (n/2 tasks) out of f's state and wakes a sleeping closer
- * when that was the last: a task's completion, or a spawn undoing or ending
- * its own count. */
+ * when that was the last: a task's completion, a spawn undoing or ending
+ * its own count, an async-closed child flow letting its parent go. When f
+ * was async-closed and this was the last, f's done runs (here, on a worker
+ * of f's pool, or queued for one). */
 void ws_flow_uncount(ws_flow *f, int64_t n)
 {
     /* Release: the caller's effects happen before the closer's acquire load
-     * of state that reads zero (every decrement continues the release
-     * sequence). This is our last access to *f. */
+     * of state that reads zero, or the async completer's (every decrement
+     * continues the release sequence). Unless we took an async-closed f to
+     * zero, this is our last access to *f. */
     int64_t now = atomic_fetch_sub_explicit(&f->state, n, memory_order_release) - n;
-    if (now == WS_WAITER)
+    if (WS_UNLIKELY(now == WS_WAITER))
         ws_futex_wake(ws_state_word(f), INT_MAX);
+    else if (WS_UNLIKELY(now == WS_ASYNC))
+        ws_flow_async_complete(f);
 }
 
 /* Calls a task body in the context it should see: its snapshot in a scope
@@ -188,7 +193,7 @@ __attribute__((noinline)) static void ws_run_join(ws_worker *w, const wq_item *i
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = jf->flow;
     ws_task_begin(w, fn, jf);
-    int r = ws_call(fn, (void *)it->w[1], (struct weft_ctx *)it->w[3], jf->with_ctx);
+    int r = ws_call(fn, (void *)it->w[1], (struct weft_ctx *)it->w[3], w->with_ctx);
     ws_task_end(w, fn, jf, r);
     ws_cur_flow = prev;
     jf->result = r;
@@ -202,8 +207,11 @@ __attribute__((noinline)) static void ws_run_join(ws_worker *w, const wq_item *i
 void ws_run(ws_worker *w, const wq_item *it, bool popped)
 {
     unsigned kind = it->w[2] & WS_KIND_MASK;
-    if (kind == WS_JOIN) {
-        ws_run_join(w, it);
+    if (kind >= WS_JOIN) {
+        if (kind == WS_JOIN)
+            ws_run_join(w, it);
+        else
+            ws_flow_async_run_list((ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS));
         return;
     }
     ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
@@ -224,8 +232,12 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
     }
     if (cw & WS_CTX_REF)
         wctx_release(ctx);
-    if (kind == WS_LOCAL && popped)
-        f->local_pending--; /* we are the owner: plain */
+    /* A LOCAL item off our own deque: we are the owner, so plain, unless
+     * the owner async-closed f (it handed local_pending over to state;
+     * only we store magic while f is open, so a relaxed load is exact). */
+    if (kind == WS_LOCAL && popped &&
+        atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_ASYNC)
+        f->local_pending--;
     else
         ws_task_done(w, f); /* ws_flow_uncount, or batched: sched/done.c */
 }
@@ -360,6 +372,12 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
 {
     if (!f || !fn || !ws_flow_is_open(f) || !ws_pool_usable(f->pool))
         return EINVAL;
+    /* After weft_flow_close_async only the flow's own tasks (and what runs
+     * below them) spawn into it, and they count in state (REMOTE): the
+     * opener's local count was handed over. */
+    bool async = atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_ASYNC;
+    if (async && !ws_flow_encloses_caller(f))
+        return EINVAL;
     wq_item it;
     it.w[0] = (uintptr_t)fn;
     it.w[1] = (uintptr_t)arg;
@@ -380,7 +398,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
     struct weft_pool *pool = f->pool;
     ws_worker *w = ws_self;
     int err;
-    if (w && w == f->owner) {
+    if (w && w == f->owner && !async) {
         it.w[2] = (uintptr_t)f | WS_LOCAL;
         f->local_pending++;
         err = wq_deque_put(&w->deque, &it);
@@ -595,14 +613,21 @@ static inline void ws_flow_hand_over(ws_flow *f)
     }
 }
 
+/* The caller saw f's count at zero with an acquire load of state. */
+int ws_flow_result(ws_flow *f)
+{
+    int err = atomic_load_explicit(&f->error, memory_order_relaxed);
+    if (!err && ws_flow_is_canceled(f)) /* reads the pool's epoch */
+        err = ECANCELED;
+    return err;
+}
+
 static int ws_flow_finish(ws_flow *f)
 {
     struct weft_pool *pool = f->pool;
     if (f->flags & WS_FLOW_PIN_OWNED)
         wctx_release(f->ctx_pin);
-    int err = atomic_load_explicit(&f->error, memory_order_relaxed);
-    if (!err && ws_flow_is_canceled(f)) /* reads the pool's epoch */
-        err = ECANCELED;
+    int err = ws_flow_result(f);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
     if (f->owner) {
         ws_flow_closed(f->owner, f, err);
@@ -621,7 +646,7 @@ static int ws_flow_finish(ws_flow *f)
  * it: closing f from here would wait for that task, which waits for us.
  * (Every flow on the chain is open: a flow stays open while a flow below it
  * is, and the innermost is the flow of the task we run.) */
-static bool ws_flow_encloses_caller(const ws_flow *f)
+bool ws_flow_encloses_caller(const ws_flow *f)
 {
     const ws_flow *g = ws_cur_flow;
     if (g == f->parent)

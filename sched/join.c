@@ -5,6 +5,8 @@
  */
 #include "sched/observe.h"
 
+#include <unistd.h>
+
 typedef struct ws_join_half {
     weft_fn fn;
     void   *arg;
@@ -127,8 +129,7 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
     wq_deque *d = &w->deque;
     ws_join_frame jf;
     atomic_init(&jf.done, 0);
-    jf.with_ctx = w->with_ctx; /* jf.result is written by a thief, if any */
-    jf.flow = ws_cur_flow;
+    jf.flow = ws_cur_flow; /* jf.result is written by a thief, if any */
     wq_item it = {{(uintptr_t)a, (uintptr_t)arg_a, (uintptr_t)&jf | WS_JOIN, (uintptr_t)ctx}};
     int64_t mark = wq_deque_bottom(d);
     if (WS_UNLIKELY(!wq_deque_try_put(d, &it)) && ws_join_push_slow(d, a, arg_a, &jf, ctx) != 0) {
@@ -197,4 +198,25 @@ int weft_join(weft_fn a, void *arg_a, weft_fn b, void *arg_b)
     if (WS_LIKELY(a && b && w && (w->with_ctx ? s && !s->owned : !s)))
         return ws_join_run(w, a, arg_a, b, arg_b, s, NULL, s ? s->cur : NULL);
     return ws_join_other(a, arg_a, b, arg_b);
+}
+
+/* ---- the library's ends of the inline join (include/weft_inline.h) ----- */
+
+/* The inline join pushed and the hint word was nonzero. */
+void weft_join_more_(struct weft_owner_ *o)
+{
+    ws_worker *w = ws_self;
+    if (w && ws_owner_line(w) == o)
+        ws_after_push_slow(w);
+}
+
+/* The inline join's half was not at once ours to take back (or this is a
+ * fork child of the worker: then it exits, as ws_check_forked). */
+int weft_join_rest_(struct weft_frame_ *jf, int64_t mark, weft_fn a, void *arg_a, int rb,
+                    struct weft_scope_ *s, struct weft_ctx *ctx)
+{
+    ws_worker *w = ws_self;
+    if (!w)
+        _exit(0);
+    return ws_join_rest(w, (ws_join_frame *)(void *)jf, mark, a, arg_a, rb, s, NULL, ctx);
 }

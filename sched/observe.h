@@ -143,7 +143,10 @@ static inline void ws_task_end(ws_worker *w, weft_fn fn, const void *flow, int r
  * for both ends of the span measured more: it must live across the call.) */
 static inline void ws_join_inline_end(ws_worker *w, weft_fn fn, const void *flow, int r)
 {
-    WS_STAT(w, joins_inline, 1);
+#if WS_OBSERVE
+    /* The inline join's counter (include/weft_inline.h), on the owner line. */
+    ws_stat_add_(&w->deque.user_count, 1);
+#endif
     WS_PROBE5(task_end, w->pool, w->index, flow, fn, r);
     ws_trace(w, WS_EV_TASK_END, (uintptr_t)(intptr_t)r, 0);
 }

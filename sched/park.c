@@ -51,6 +51,9 @@ static bool ws_work_visible(struct weft_pool *p)
 {
     if (wq_inject_nonempty(&p->inject))
         return true;
+    /* seq_cst pairs with ws_flow_async_defer's push (then its notify). */
+    if (atomic_load_explicit(&p->async_done, memory_order_seq_cst))
+        return true;
     for (unsigned i = 0; i < p->nworkers; i++)
         if (wq_deque_stealable(&p->workers[i]->deque))
             return true;
@@ -103,6 +106,11 @@ void ws_park_wait(struct weft_pool *p, ws_worker *w)
     uint32_t e = atomic_load_explicit(&p->park.epoch, memory_order_acquire);
     /* seq_cst pairs with ws_notify's RMW and ws_notify_after_rmw's load. */
     atomic_fetch_add_explicit(&p->park.sleepers, 1, memory_order_seq_cst);
+    /* Tell the others' pushes that someone may sleep (their one hint word):
+     * they then publish all they push, and notify. A hint, relaxed. */
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i] != w)
+            wq_deque_hint_set(&p->workers[i]->deque, WS_HINT_SLEEP);
     if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p)) {
         WS_PROBE2(park, p, w->index);
         ws_trace(w, WS_EV_PARK_BEGIN, 0, 0);
@@ -129,11 +137,26 @@ void ws_after_push_slow(ws_worker *w)
 {
     wq_deque *d = &w->deque;
     ws_stat_depth(w);
+    /* Clear the marks first: a steal that drains the part we are about to
+     * publish, or a worker that goes to sleep after our read below, sets
+     * its bit again, and is not lost. */
+    wq_deque_hint_clear(d, WQ_HINT_DRAINED | WS_HINT_SLEEP);
     /* Relaxed: only a hint for how much to publish. What keeps the promise
      * is that every publish notifies (ws_publish), and that with other
-     * workers around a push leaves a stealable item (the shared-empty
-     * rule), which a sleeper's recheck sees or whose notify wakes it. */
+     * workers around a push leaves a stealable item (the drained mark),
+     * which a sleeper's recheck sees or whose notify wakes it. */
     bool sleepers = atomic_load_explicit(w->sleepers, memory_order_relaxed) != 0;
-    if (sleepers || wq_deque_split_wanted(d) || (w->others && wq_deque_shared_empty(d)))
-        ws_publish(w, sleepers);
+    if (sleepers) /* still some: keep publishing all on our pushes */
+        wq_deque_hint_set(d, WS_HINT_SLEEP);
+    ws_publish(w, sleepers);
+}
+
+bool ws_take_shared(ws_worker *w, wq_item *out)
+{
+    bool got = wq_deque_take_shared_(&w->deque, out);
+    /* Every path of the shared take but one leaves the shared part empty;
+     * with other workers around, the next push must make work stealable. */
+    if (w->others && wq_deque_shared_empty(&w->deque))
+        wq_deque_hint_set(&w->deque, WQ_HINT_DRAINED);
+    return got;
 }

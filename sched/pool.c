@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 _Thread_local ws_worker *ws_self WS_TLS;
-_Thread_local ws_flow *ws_cur_flow WS_TLS;
 _Thread_local char ws_token WS_TLS;
 uint64_t ws_fork_gen;
 static _Atomic(unsigned) ws_pool_seq; /* pools created so far: weft_pool.seq */
@@ -75,6 +75,16 @@ bool ws_find_work(ws_worker *w, wq_item *out)
 {
     struct weft_pool *p = w->pool;
     unsigned n = p->nworkers;
+    /* Async-closed flows waiting for a worker to run their done: the whole
+     * stack at once. Acquire pairs with the seq_cst push in
+     * ws_flow_async_defer (we then see each flow's done_next). */
+    if (WS_UNLIKELY(atomic_load_explicit(&p->async_done, memory_order_relaxed) != NULL)) {
+        ws_flow *list = atomic_exchange_explicit(&p->async_done, NULL, memory_order_acquire);
+        if (list) {
+            out->w[2] = (uintptr_t)list | WS_DONE;
+            return true;
+        }
+    }
     /* Now and then the injection queue first: while peers always have
      * work to steal, external submissions would otherwise wait for the
      * whole job. */
@@ -195,6 +205,7 @@ static void *ws_worker_main(void *arg)
 {
     ws_worker *w = arg;
     ws_self = w;
+    weft_thread_.worker = ws_owner_line(w); /* the inline join's worker */
     char name[32];
     snprintf(name, sizeof name, "%s-%u", w->pool->name, w->index);
     name[15] = 0; /* the kernel's limit */
@@ -371,6 +382,8 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     atomic_init(&p->park.sleepers, 0);
     atomic_init(&p->cancel_epoch, 1);
     atomic_init(&p->ext_open, 0);
+    atomic_init(&p->async_done, NULL);
+    atomic_init(&p->dones_running, 0);
     atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);
 
@@ -404,6 +417,11 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
             ws_pool_free(p);
             return err;
         }
+        /* The inline join's mode: NO_CTX pools run it with no scope. */
+        atomic_store_explicit(&w->deque.user_mode, w->with_ctx ? 0u : WEFT_MODE_NO_CTX_,
+                              memory_order_relaxed);
+        if (w->others) /* nothing is shared yet: the first push publishes */
+            wq_deque_hint_set(&w->deque, WQ_HINT_DRAINED);
     }
 
     ws_trace_from_env(p); /* before the workers start: they see its buffers */
@@ -452,10 +470,28 @@ static bool ws_pool_flows_left(const struct weft_pool *p)
 }
 
 /* weft_pool_destroy for any usable pool, the default one included. */
+/* A done that signalled its caller (an eventfd, say) is still running when
+ * the caller may already destroy the pool: its flow counts in ext_open
+ * until it returns. While dones are running, give them up to ~100 ms to
+ * return before deciding (a done that waits for the destroyer gets its
+ * EBUSY after that). Only an optimization of when the answer comes: the
+ * check below decides, and a flow still open is EBUSY either way. */
+static void ws_pool_wait_dones(struct weft_pool *p)
+{
+    for (long nap = 1000; nap <= 32000000; nap *= 2) {
+        if (atomic_load_explicit(&p->ext_open, memory_order_relaxed) == 0 ||
+            atomic_load_explicit(&p->dones_running, memory_order_relaxed) == 0)
+            return;
+        struct timespec ts = {0, nap};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int ws_pool_destroy(struct weft_pool *p)
 {
     if (ws_self && ws_self->pool == p)
         return EDEADLK;
+    ws_pool_wait_dones(p);
     /* Claim the pool: a second destroy, or a flow open racing with us, sees
      * closing. seq_cst pairs with the seq_cst increment of ext_open in
      * weft_flow_open: either the opener sees closing or we see its flow.
@@ -537,6 +573,7 @@ static void ws_atfork_child(void)
      * child's only thread: unlocking is defined, re-initializing is not. */
     pthread_mutex_unlock(&ws_default_lock);
     ws_self = NULL;
+    weft_thread_.worker = NULL; /* the inline join calls the library here */
     ws_cur_flow = NULL;
 }
 

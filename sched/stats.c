@@ -38,7 +38,7 @@ static void ws_stats_read(const ws_worker *w, weft_stats *out)
     WS_READ(wakeups)
     WS_READ(max_deque)
 #undef WS_READ
-    uint64_t inline_joins = atomic_load_explicit(&w->stats.joins_inline, memory_order_relaxed);
+    uint64_t inline_joins = atomic_load_explicit(&w->deque.user_count, memory_order_relaxed);
     out->tasks_run += inline_joins;
     out->tasks_spawned += inline_joins;
 }

@@ -124,8 +124,13 @@ static int ws_trace_begin(struct weft_pool *p, const char *path)
     p->tracing = t;
     /* Release pairs with the worker's acquire load in ws_trace: it sees the
      * buffer initialized. */
-    for (unsigned i = 0; i < p->nworkers; i++)
+    for (unsigned i = 0; i < p->nworkers; i++) {
         atomic_store_explicit(&p->workers[i]->trace, t->bufs[i], memory_order_release);
+        /* Inline joins go to the library, which traces them (relaxed: a
+         * join that has not seen it yet is one the trace does not show). */
+        atomic_fetch_or_explicit(&p->workers[i]->deque.user_mode, WEFT_MODE_SLOW_,
+                                 memory_order_relaxed);
+    }
     return 0;
 }
 
@@ -294,6 +299,8 @@ static int ws_trace_write(struct weft_pool *p, ws_trace_session *t)
         return ENOMEM;
     for (unsigned i = 0; i < p->nworkers; i++) {
         atomic_store_explicit(&p->workers[i]->trace, NULL, memory_order_relaxed);
+        atomic_fetch_and_explicit(&p->workers[i]->deque.user_mode, ~WEFT_MODE_SLOW_,
+                                  memory_order_relaxed);
         /* Acquire pairs with the release store of len in ws_trace_record. */
         len[i] = atomic_load_explicit(&t->bufs[i]->len, memory_order_acquire);
     }

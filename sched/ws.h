@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,6 +41,8 @@ enum {
     WS_LOCAL = 0,  /* counted in the flow owner's plain local_pending */
     WS_REMOTE = 1, /* counted in the flow's atomic state at spawn */
     WS_JOIN = 2,   /* the offered half of weft_join; w[2] is a ws_join_frame */
+    WS_DONE = 3,   /* not queued: ws_find_work's answer "run the dones of the
+                    * async-closed flows listed from w[2]" (close_async.c) */
     WS_KIND_MASK = 3,
     WS_PINNED = 4, /* a flow's task whose context is the flow's ctx_pin */
     WS_ITEM_BITS = 7,
@@ -68,7 +71,6 @@ typedef struct ws_stats {
     _Atomic(uint64_t) parked_ns;
     _Atomic(uint64_t) spin_ns;
     _Atomic(uint64_t) max_deque;
-    _Atomic(uint64_t) joins_inline; /* both a spawn and a run (observe.h) */
     int64_t           depth_hint; /* plain: max_deque as the owner last set it */
 } ws_stats;
 
@@ -85,7 +87,7 @@ typedef struct ws_worker {
     unsigned          inject_tick; /* searches left until the injection queue goes first */
     /* Batched completions (sched/done.c), the worker's alone: done_n counts
      * (2 a task) of done_flow's tasks not yet taken out of its state. */
-    struct ws_flow   *done_flow;
+    struct weft_flow_rec_ *done_flow; /* a ws_flow */
     int64_t           done_n;
     /* Flows this worker opened and has not closed; written by it alone
      * (relaxed load and store, no RMW), read by weft_pool_destroy. */
@@ -128,19 +130,36 @@ struct weft_pool {
     _Atomic(int) stopping; /* workers: exit when idle (final) */
 
     wq_inject inject;
+
+    /* Async-closed flows whose count reached zero where their done could
+     * not run (off the pool's workers, or in the weft_flow_close_async call
+     * itself): a stack linked through done_next, pushed by any thread,
+     * taken whole by a worker (sched/close_async.c). */
+    _Alignas(WQ_CACHELINE) _Atomic(struct weft_flow_rec_ *) async_done;
+    /* dones running now (each still holds ext_open until it returns): a
+     * destroy that finds only those waits for them a little, so that the
+     * thread a done signalled can destroy the pool (sched/pool.c). */
+    _Atomic(unsigned) dones_running;
 };
 
 /* ---- flows ------------------------------------------------------------- */
-enum { WS_FLOW_OPEN = 0x464c4f57u, WS_FLOW_CLOSING = 0x434c4f53u, WS_FLOW_CLOSED = 0x44454144u };
+/* magic: OPEN; CLOSING (weft_flow_close waits); ASYNC (weft_flow_close_async
+ * was called: open until its done has run); CLOSED. */
+enum {
+    WS_FLOW_OPEN = 0x464c4f57u,
+    WS_FLOW_CLOSING = 0x434c4f53u,
+    WS_FLOW_ASYNC = 0x4153594eu,
+    WS_FLOW_CLOSED = 0x44454144u,
+};
 enum { WS_FLOW_PIN_OWNED = 1u, WS_FLOW_NO_CTX = 2u };
 
-typedef struct ws_flow {
+typedef struct weft_flow_rec_ {
     /* Written at open (and local_pending by the owner only). */
     _Atomic(uint32_t) magic;
     uint32_t          flags;
     struct weft_pool *pool;
     ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
-    struct ws_flow   *parent; /* flow of the task that opened it */
+    struct weft_flow_rec_ *parent; /* flow of the task that opened it */
     struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
     int64_t           base;    /* owner's deque bottom at open */
     int64_t           local_pending; /* written by the opening thread only */
@@ -156,6 +175,13 @@ typedef struct ws_flow {
     /* The epoch that cancel_cache follows: the pool's, or, when the chain
      * of parents crosses pools, the process-wide ws_cancel_epoch. */
     _Atomic(uint64_t) *epoch;
+    /* weft_flow_close_async: written by its caller before the release RMW
+     * that adds WS_ASYNC to state, read by whoever takes the count to zero
+     * after an acquire load of state (sched/close_async.c). */
+    weft_done_fn      done;
+    void             *done_arg;
+    struct weft_ctx  *done_ctx;  /* the caller's context, retained */
+    struct weft_flow_rec_ *done_next; /* in the pool's async_done stack */
 } ws_flow;
 
 /* canceled: set (its epochs may not have advanced yet), then done (they
@@ -163,22 +189,51 @@ typedef struct ws_flow {
 enum { WS_CANCEL_SET = 1, WS_CANCEL_DONE = 2 };
 
 #define WS_WAITER ((int64_t)1)
+/* In state once weft_flow_close_async has handed the count over: no count
+ * reaches this bit, and nobody sleeps on such a flow, so state == WS_ASYNC
+ * says "all done, run done" to the one whose decrement made it so. */
+#define WS_ASYNC ((int64_t)1 << 62)
 
 _Static_assert(sizeof(ws_flow) <= sizeof(weft_flow), "weft_flow too small");
 _Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned");
 
 _Static_assert(_Alignof(weft_flow) > WS_ITEM_BITS, "no room for the item bits");
 
+/* The library's view of include/weft_inline.h's struct weft_frame_ (the
+ * inline join builds it; done is atomic here). */
 typedef struct ws_join_frame {
     _Atomic(uint32_t) done; /* bit 0 done, bit 1 a waiter sleeps */
     int               result;
-    bool              with_ctx; /* false on WEFT_POOL_NO_CTX pools */
     ws_flow          *flow;     /* the joiner's current flow */
 } ws_join_frame;
 
+/* The layouts include/weft_inline.h compiles into programs. */
+#define WS_SAME_OFFSET(a, fa, b, fb) \
+    _Static_assert(offsetof(a, fa) == offsetof(b, fb), #fa " moved")
+#define WS_OWNER_OFF(f) (offsetof(wq_deque, f) - offsetof(wq_deque, bottom))
+_Static_assert(WS_OWNER_OFF(split_own) == offsetof(struct weft_owner_, split_own), "owner line");
+_Static_assert(WS_OWNER_OFF(top_seen) == offsetof(struct weft_owner_, top_seen), "owner line");
+_Static_assert(WS_OWNER_OFF(arr) == offsetof(struct weft_owner_, arr), "owner line");
+_Static_assert(WS_OWNER_OFF(hint) == offsetof(struct weft_owner_, hint), "owner line");
+_Static_assert(WS_OWNER_OFF(user_mode) == offsetof(struct weft_owner_, mode), "owner line");
+_Static_assert(WS_OWNER_OFF(user_count) == offsetof(struct weft_owner_, joins), "owner line");
+_Static_assert(offsetof(wq_array, slots) == sizeof(struct weft_arr_), "slots");
+_Static_assert(sizeof(wq_slot) == 4 * sizeof(uintptr_t), "slot");
+WS_SAME_OFFSET(ws_join_frame, done, struct weft_frame_, done);
+WS_SAME_OFFSET(ws_join_frame, result, struct weft_frame_, result);
+WS_SAME_OFFSET(ws_join_frame, flow, struct weft_frame_, flow);
+WS_SAME_OFFSET(wctx_scope, owned, struct weft_scope_, owned);
+_Static_assert(WS_JOIN == 2, "the inline join tags its frame with 2");
+
+/* The inline join's mode word (deque.user_mode): set bits send joins to
+ * the library. */
+_Static_assert(WEFT_MODE_NO_CTX_ != WEFT_MODE_SLOW_, "mode bits");
+
 /* ---- thread state ------------------------------------------------------ */
 extern _Thread_local ws_worker *ws_self WS_TLS;
-extern _Thread_local ws_flow *ws_cur_flow WS_TLS;
+/* The current flow: a field of the public per-thread struct, which the
+ * inline join reads (include/weft_inline.h). */
+#define ws_cur_flow (weft_thread_.flow)
 extern _Atomic(uint64_t) ws_cancel_epoch; /* for flows whose chain crosses pools */
 extern uint64_t ws_fork_gen;
 extern _Thread_local char ws_token WS_TLS;
@@ -210,9 +265,10 @@ static inline void ws_hook(int point, ws_flow *f)
 }
 
 /* ---- functions shared between sched/ files ----------------------------- */
-/* Any thread: takes n counts (n/2 tasks) out of f's state and wakes its
- * closer when they were the last (release: see sched/flow.c). The caller's
- * last access to f. */
+/* Any thread that holds n counts of f (n/2 tasks): gives them back with a
+ * release RMW, wakes a sleeping closer if that was the last, and completes
+ * an async-closed f (ws_flow_async_complete). The caller's last access to
+ * f. */
 void ws_flow_uncount(ws_flow *f, int64_t n);
 
 /* ---- batched completion counts (sched/done.c) ---------------------------
@@ -248,6 +304,26 @@ uint64_t ws_now_ns(void);                          /* CLOCK_MONOTONIC */
 bool ws_pool_usable(const struct weft_pool *p);
 void ws_check_forked(const ws_worker *w);          /* exits a fork child that got here */
 bool ws_flow_is_canceled(ws_flow *f);
+bool ws_flow_encloses_caller(const ws_flow *f);    /* closing f here waits for itself */
+int  ws_flow_result(ws_flow *f); /* what its close returns: error, ECANCELED or 0 */
+
+/* ---- weft_flow_close_async (sched/close_async.c) ----------------------- */
+
+/* Whoever took an async-closed flow's state to exactly WS_ASYNC (its last
+ * task's completion, a spawner's own count), with no access to f before:
+ * runs f's done here if this thread is a worker of f's pool, else hands f
+ * to one (ws_flow_async_defer). */
+void ws_flow_async_complete(ws_flow *f);
+
+/* Any thread, for an async-closed flow whose count is zero and that nobody
+ * else touches: pushes f on its pool's async_done stack (seq_cst CAS) and
+ * notifies a sleeper; holds the pool (ext_open) across the notify, since
+ * a worker may run done at once, after which the pool may be destroyed. */
+void ws_flow_async_defer(ws_flow *f);
+
+/* A worker of the pool, for the stack taken from async_done (ws_find_work's
+ * WS_DONE answer): runs each flow's done. */
+void ws_flow_async_run_list(ws_flow *list);
 int  ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns);
 void ws_futex_wake(void *addr, int n);
 unsigned ws_default_workers(void);
@@ -269,7 +345,7 @@ void ws_notify(struct weft_pool *p, int n);
 void ws_notify_after_rmw(struct weft_pool *p, int n);
 
 /* The owner of w only: publishes half of its private items (all when all
- * is true), clears want_split, and notifies as many sleepers as it
+ * is true), clears WQ_HINT_SPLIT, and notifies as many sleepers as it
  * published items. No effect but the clear when nothing is private. */
 void ws_publish(ws_worker *w, bool all);
 
@@ -283,20 +359,25 @@ static inline void ws_cpu_relax(void)
 }
 
 /* The owner of w, after a push onto its own deque: whether there is more to
- * do than the push. A thief asked for a publish. Or, with other workers
- * around, the shared part is empty: make the deque's work stealable right
- * after the push (until a thief takes it), as a worker that pushes and then
- * runs a long task inline
- * (the inline half of a join, say) must not hide all its work until its
- * next deque operation; this rarely fires in warm fork-join (the shared
- * item is the oldest, deep in the recursion), never on one worker. Or some
- * worker sleeps (a relaxed hint): let it have all. ws_after_push_slow
- * publishes, and every publish notifies. */
+ * do than the push. One relaxed load of the deque's hint word, on the
+ * owner's own line: nonzero when a thief asked for a publish
+ * (WQ_HINT_SPLIT), or, with other workers around, the shared part may be
+ * empty (WQ_HINT_DRAINED: set by the steal that took the last shared item,
+ * by the owner's own take of it, and at start), so that the deque's work
+ * is made stealable right after the push (until a thief takes it): a
+ * worker that pushes and then runs a long task inline (the inline half of
+ * a join, say) must not hide all its work until its next deque operation.
+ * This rarely fires in warm fork-join (the shared item is the oldest, deep
+ * in the recursion), never on one worker. Or (WS_HINT_SLEEP) some worker
+ * may sleep: set on every other worker by ws_park_wait before its recheck,
+ * cleared by the owner when sleepers reads zero. ws_after_push_slow
+ * publishes (all of the private part while some worker sleeps), and every
+ * publish notifies. */
+enum { WS_HINT_SLEEP = 4u }; /* hint bit: some worker of the pool may sleep */
+
 static inline bool ws_push_needs_more(ws_worker *w)
 {
-    return wq_deque_split_wanted(&w->deque) ||
-           (w->others && wq_deque_shared_empty(&w->deque)) ||
-           atomic_load_explicit(w->sleepers, memory_order_relaxed);
+    return wq_deque_hint(&w->deque) != 0;
 }
 
 void ws_after_push_slow(ws_worker *w);
@@ -307,13 +388,21 @@ static inline void ws_after_push(ws_worker *w)
         ws_after_push_slow(w);
 }
 
+/* The owner of w: its take found the private part empty (out of line). */
+bool ws_take_shared(ws_worker *w, wq_item *out);
+
 /* The owner of w: takes its newest item, after honoring a thief's publish
  * request (with a notify: the thief may have gone to sleep since). */
 static inline bool ws_take(ws_worker *w, wq_item *out)
 {
     if (WS_UNLIKELY(wq_deque_split_wanted(&w->deque)))
         ws_publish(w, false);
-    return wq_deque_take_no_publish(&w->deque, out);
+    wq_slot *s = wq_deque_take_private(&w->deque);
+    if (WS_LIKELY(s != NULL)) {
+        wq_slot_load_(s, out);
+        return true;
+    }
+    return ws_take_shared(w, out);
 }
 
 /* false when f is surely not canceled: nothing that f's epoch follows was
@@ -341,6 +430,12 @@ static inline void ws_count_open(ws_worker *w, int64_t d)
      * that every task of the pool ran under. */
     int64_t n = atomic_load_explicit(&w->open_flows, memory_order_relaxed);
     atomic_store_explicit(&w->open_flows, n + d, memory_order_relaxed);
+}
+
+/* The worker's owner line, as the inline join sees it. */
+static inline struct weft_owner_ *ws_owner_line(ws_worker *w)
+{
+    return (struct weft_owner_ *)(void *)&w->deque.bottom;
 }
 
 static inline bool ws_may_nest(const ws_worker *w)

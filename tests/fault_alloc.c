@@ -44,6 +44,9 @@
  *  - weft_join: 0 means each half ran once; an error means neither ran;
  *  - weft_for: 0 means every index ran once; an error means none did;
  *  - weft_ctx_set: 0 means the new value reads back; ENOMEM the old one;
+ *    var_b has lifetime hooks: by the end of each round (its NO_CTX
+ *    workers have exited) its values were released as often as retained,
+ *    never more, so a failed set retained nothing;
  *  - every worker has its stack guard (ws_worker.nest_limit) set;
  *  - no leak (LeakSanitizer at exit under ASan); no hang (the watchdog, and
  *    a stall check that names the round).
@@ -476,7 +479,20 @@ static atomic_int jobs_used;
 static atomic_long next_tag; /* never reset: a stale slot cannot match */
 
 static weft_ctx_var *var_a; /* created under failure injection (stage vars) */
-static weft_ctx_var *var_b; /* set on NO_CTX workers */
+static weft_ctx_var *var_b; /* set on NO_CTX workers; lifetime hooks */
+static atomic_long var_b_retains, var_b_releases;
+
+static void var_b_retain(void *v)
+{
+    (void)v;
+    atomic_fetch_add_explicit(&var_b_retains, 1, memory_order_relaxed);
+}
+
+static void var_b_release(void *v)
+{
+    (void)v;
+    atomic_fetch_add_explicit(&var_b_releases, 1, memory_order_relaxed);
+}
 static int var_a_initial, tag_key, tag_thread, tag_task, tag_nested, tag_run, tag_worker[2];
 
 static job *job_new(long tag, const weft_ctx_var *var, void *expect, void *data)
@@ -1021,6 +1037,11 @@ static long run_round(long n, bool persist, int target_site)
         if (runs != atomic_load_explicit(&j->accepted, memory_order_relaxed))
             violation("exactly-once", "at the end of the round a task ran %d times", runs);
     }
+    /* Relaxed: the hooks ran on workers that destroy_pool joined. */
+    long rt = atomic_load_explicit(&var_b_retains, memory_order_relaxed);
+    long rl = atomic_load_explicit(&var_b_releases, memory_order_relaxed);
+    if (rt != rl)
+        violation("ctx-hooks", "var_b retained %ld times, released %ld", rt, rl);
     atomic_store_explicit(&cur_n, -1, memory_order_relaxed);
     atomic_store_explicit(&cur_site, 0, memory_order_relaxed);
     return atomic_load_explicit(&fa_calls, memory_order_relaxed);
@@ -1148,7 +1169,8 @@ int main(void)
 
     stage("vars", op_var_create, true);
     FA_REQUIRE(var_a != NULL);
-    FA_REQUIRE(weft_ctx_var_create(&var_b, NULL, NULL) == 0);
+    static const weft_ctx_var_ops var_b_ops = {var_b_retain, var_b_release};
+    FA_REQUIRE(weft_ctx_var_create_ops(&var_b, NULL, NULL, &var_b_ops) == 0);
     stage("first set on a thread", op_first_thread_set, false);
     stage("default pool", op_default_pool, true);
     weft_pool *d = weft_default_pool();

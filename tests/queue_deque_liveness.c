@@ -3,7 +3,7 @@
  * starving thieves while the owner works through them.
  *
  * The split deque keeps the owner's newest items private (no fences) and
- * publishes half of them when a thief has raised want_split. The request has
+ * publishes half of them when a thief has raised WQ_HINT_SPLIT. The request has
  * to be honored by the owner's next deque operation, take as well as push:
  * an owner that pushed a batch of tasks before any thief was hungry (the
  * thieves were asleep) and then only takes (running them one by one, in a
@@ -40,7 +40,7 @@ int main(void)
     while ((r = wq_deque_steal(&d, &it)) != WQ_EMPTY)
         stolen += r == WQ_STOLEN;
     CHECK(wq_deque_has_private(&d));
-    CHECK(atomic_load(&d.want_split));
+    CHECK((atomic_load(&d.hint) & WQ_HINT_SPLIT));
     int stolen_before = stolen;
 
     /* The owner now only takes. After each take the thief tries again. */

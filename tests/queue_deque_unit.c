@@ -11,7 +11,7 @@
  *    then every item taken back exactly once; growth in the middle of
  *    steals;
  *  - publish: publish(false) publishes the older half of the private items
- *    (rounded up), publish(true) all of them; a thief's want_split makes the
+ *    (rounded up), publish(true) all of them; a thief's WQ_HINT_SPLIT makes the
  *    owner's next push publish at least half. Whether a push publishes
  *    without a request is the deque's policy; the tests do not fix it.
  */
@@ -189,9 +189,9 @@ static void test_one_element(void)
     expect_take_empty(&d);
     /* A thief's request makes the owner's next push publish it. */
     expect_steal_empty(&d);
-    CHECK(atomic_load(&d.want_split));
+    CHECK((atomic_load(&d.hint) & WQ_HINT_SPLIT));
     push(&d, 10);
-    CHECK(!atomic_load(&d.want_split));
+    CHECK(!(atomic_load(&d.hint) & WQ_HINT_SPLIT));
     CHECK(wq_deque_stealable(&d));
     expect_steal(&d, 10);
     expect_take_empty(&d);
@@ -276,7 +276,7 @@ static void test_publish(void)
     wq_deque_publish(&d, false);
     CHECK_EQ(split_of(&d), s0 + (k + 1) / 2);
     CHECK_EQ(private_count(&d), k / 2);
-    CHECK(!atomic_load(&d.want_split));
+    CHECK(!(atomic_load(&d.hint) & WQ_HINT_SPLIT));
     wq_deque_publish(&d, true);
     CHECK_EQ(private_count(&d), 0);
     CHECK_EQ(split_of(&d), d.bottom);
@@ -285,26 +285,26 @@ static void test_publish(void)
     wq_deque_publish(&d, false);
     CHECK_EQ(split_of(&d), d.bottom);
 
-    /* A thief that finds the shared part empty raises want_split... */
+    /* A thief that finds the shared part empty raises WQ_HINT_SPLIT... */
     while (next_steal < next_push)
         expect_steal(&d, next_steal++);
     expect_steal_empty(&d);
-    CHECK(atomic_load(&d.want_split));
+    CHECK((atomic_load(&d.hint) & WQ_HINT_SPLIT));
     /* ...and the owner's next push publishes half of its private items. */
     for (int round = 0; round < 4; round++) {
         int64_t before = private_count(&d) + 1; /* with the item pushed */
         push(&d, next_push++);
-        CHECK(!atomic_load(&d.want_split));
+        CHECK(!(atomic_load(&d.hint) & WQ_HINT_SPLIT));
         CHECK(private_count(&d) <= before / 2);
         CHECK(wq_deque_stealable(&d));
         /* Thieves get the oldest first. */
         while (wq_deque_stealable(&d))
             expect_steal(&d, next_steal++);
         expect_steal_empty(&d);
-        CHECK(atomic_load(&d.want_split));
+        CHECK((atomic_load(&d.hint) & WQ_HINT_SPLIT));
         /* Grow the private part for the next round. */
         for (int i = 0; i < 6; i++) {
-            atomic_store(&d.want_split, 0); /* as if the thief gave up */
+            atomic_fetch_and(&d.hint, ~(uint32_t)WQ_HINT_SPLIT); /* as if the thief gave up */
             push(&d, next_push++);
             while (wq_deque_stealable(&d))
                 expect_steal(&d, next_steal++);

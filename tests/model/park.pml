@@ -49,7 +49,9 @@
 /* ---- the owner's deque (queue/wq_deque.h, queue/deque.c) --------------- */
 byte top;           /* d->top: thieves' CAS, owner's CAS on the last item */
 byte split;         /* d->split in memory, as other threads read it */
-byte want_split;    /* d->want_split */
+byte want_split;    /* d->hint's WQ_HINT_SPLIT bit */
+bool drained = true; /* d->hint's WQ_HINT_DRAINED bit (set at start: others exist) */
+bool sleep_mark;    /* d->hint's WS_HINT_SLEEP bit */
 byte bottom;        /* d->bottom, the owner's */
 byte split_own;     /* d->split_own, the owner's */
 
@@ -184,14 +186,12 @@ active proctype Owner()
     :: pushed < NPUSH ->
         /* wq_deque_put: a private push (sched/flow.c ws_spawn_slow, the
          * spawn fast path, sched/join.c weft_join), then ws_after_push's
-         * ws_push_needs_more: three relaxed loads, short-circuit ||. */
+         * ws_push_needs_more: one relaxed load of the hint word. */
         atomic {
             r_sl = false; t = 0; s = 0; n = 0;
             bottom++; pushed++;
-            slow = (want_split != 0)
+            slow = (want_split != 0 || drained || sleep_mark)
         }
-        if :: !slow -> slow = (top >= split_own) :: else -> skip fi;
-        if :: !slow -> slow = (sleepers > 0) :: else -> skip fi;
         if
         :: slow ->
 #if defined(MUTANT_NO_NOTIFY_AFTER_PUBLISH)
@@ -208,13 +208,14 @@ active proctype Owner()
             :: else -> skip
             fi
 #else
-            /* ws_after_push_slow: a relaxed load of sleepers (a hint for how
-             * much), then ws_publish if anyone sleeps, a thief asked, or the
-             * shared part is empty. */
+            /* ws_after_push_slow: clear the drained and sleep marks (an RMW
+             * only when one is set: no drain of the store buffer assumed),
+             * a relaxed load of sleepers (a
+             * hint for how much; nonzero sets the sleep mark again), then
+             * ws_publish. */
+            atomic { drained = false; sleep_mark = false }
             r_sl = (sleepers > 0);
-            slow = r_sl;
-            if :: !slow -> slow = (want_split != 0) :: else -> skip fi;
-            if :: !slow -> slow = (top >= split_own) :: else -> skip fi;
+            if :: r_sl -> sleep_mark = true :: else -> skip fi;
 #if defined(MUTANT_RELAXED_SLEEPERS_LOAD)
             /* The publish's store, then a relaxed load of sleepers decides
              * the wake: no RMW, so the buffered store of split may still be
@@ -281,7 +282,10 @@ active proctype Owner()
                     }
                     atomic { sb_store_split(s + 1); split_own = s + 1; bottom = s + 1 }
                 fi
-            fi
+            fi;
+            /* ws_take_shared: the shared part is empty (a relaxed load of
+             * top): the next push must publish. */
+            atomic { if :: top >= split_own -> drained = true :: else -> skip fi }
         fi
         /* the taken item runs inline (briefly), then the loop goes on */
 
@@ -334,7 +338,8 @@ loop:
      * then the search goes on to the injection queue. */
     atomic {
         if
-        :: top < split -> top++; done++; goto loop      /* stolen: run it */
+        :: top < split -> top++; done++;                /* stolen: run it */
+           if :: top >= split -> drained = true :: else -> skip fi; goto loop
         :: top < split -> skip                          /* WQ_RETRY */
         :: else -> want_split = 1                       /* WQ_EMPTY: ask */
         fi
@@ -354,6 +359,7 @@ loop:
     /* ws_park_wait */
     atomic { reading[me] = true; changed[me] = false }  /* e = epoch */
     sleepers++;                                         /* seq_cst RMW */
+    sleep_mark = true;             /* on the other workers' hint words */
     /* ws_work_visible: wq_inject_nonempty (loads of head, then tail), then
      * wq_deque_stealable (loads of top, then split). Each queue's check is
      * one atomic step: head and top only grow, and head <= tail, so an
