@@ -249,7 +249,10 @@ int wq_inject_push(wq_inject *q, const wq_item *it)
              * state: it reads the item after it sees WRITTEN. Acquire pairs
              * with the release in a consumer's ABANDONED mark: its accesses
              * to b come before our wq_block_put. */
-            uint32_t old = atomic_fetch_or_explicit(&wq_states(b)[i], WQ_WRITTEN,
+            /* An exchange, not a fetch_or: each side writes the state once
+             * (WRITTEN, or ABANDONED), and x86 has no fetch_or that
+             * returns the old value but a CAS loop. */
+            uint32_t old = atomic_exchange_explicit(&wq_states(b)[i], WQ_WRITTEN,
                                                     memory_order_acq_rel);
             if (WQ_LIKELY_(!(old & WQ_ABANDONED))) {
                 if (WQ_UNLIKELY_(next != NULL))
@@ -290,16 +293,16 @@ static inline uint64_t wq_available(uint64_t h, uint64_t t, uint64_t n)
 static inline bool wq_take_slot(wq_inject *q, wq_block *b, uint64_t k, wq_item *out)
 {
     _Atomic(uint32_t) *st = &wq_states(b)[k];
-    /* Acquire pairs with the producer's release fetch_or of WRITTEN. */
+    /* Acquire pairs with the producer's release exchange to WRITTEN. */
     if (!(atomic_load_explicit(st, memory_order_acquire) & WQ_WRITTEN)) {
         unsigned spins = 0;
         do {
             if (++spins > WQ_WAIT_SPINS) {
                 /* Acquire: as above, when the producer's write won.
                  * Release: when we win, this is our last access to b, and
-                 * the producer, whose acq_rel fetch_or reads our mark,
+                 * the producer, whose acq_rel exchange reads our mark,
                  * finishes the slot (and may free b) after it. */
-                if (!(atomic_fetch_or_explicit(st, WQ_ABANDONED, memory_order_acq_rel) &
+                if (!(atomic_exchange_explicit(st, WQ_ABANDONED, memory_order_acq_rel) &
                       WQ_WRITTEN))
                     return false;
                 break;
