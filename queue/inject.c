@@ -8,11 +8,11 @@
  * into the address: claims past a block's end come from threads that each
  * make at most one such claim, of one index, before the word moves on (a
  * producer helps move it on before it claims again; a consumer claims past
- * the end only once tail has left the block, and then moves head on). A
- * push that sees tail's block full gets the next block before it claims,
- * and fails without claiming when it cannot, so pushes failing for want of
- * memory do not add claims past the end either (only those that saw room
- * just before, one each).
+ * the end only once tail has left the block, and then moves head on). After
+ * a push failed for want of memory, a push that sees tail's block full
+ * gets the next block before it claims, and fails without claiming when it
+ * cannot, so failing pushes do not add claims past the end either (only
+ * those that had not seen the failure yet, one each).
  *
  * A block's refs starts at slots + 2 * WQ_BIAS and is brought to zero by:
  *   - each slot, once both sides are done with it: by the side that comes
@@ -192,6 +192,7 @@ int wq_inject_init(wq_inject *q, unsigned log2_block)
     q->log2 = log2_block;
     atomic_init(&q->spare, NULL);
     atomic_init(&q->blocks, 0);
+    atomic_init(&q->nomem, 0);
     wq_block *b = wq_block_new(q);
     if (!b)
         return ENOMEM;
@@ -222,12 +223,16 @@ void wq_inject_destroy(wq_inject *q)
 int wq_inject_push(wq_inject *q, const wq_item *it)
 {
     const uint64_t n = (uint64_t)1 << q->log2;
-    /* A block for the next one, had before we claim when tail's block looks
-     * full: a push that cannot have one fails without claiming, so failing
-     * pushes do not grow tail's index past the end without bound. */
+    /* Once a push has failed for want of a block (nomem, relaxed: a hint),
+     * a push that sees tail's block full gets the next block before it
+     * claims, and fails without claiming when it cannot: so failing pushes
+     * do not grow tail's index past the end without bound. (Not always:
+     * the load would bring tail's line in shared just before the fetch-add
+     * wants it exclusive.) */
     wq_block *next = NULL;
     for (;;) {
-        if (!next && (atomic_load_explicit(&q->tail, memory_order_relaxed) & WQ_IDX_MASK) >= n) {
+        if (WQ_UNLIKELY_(atomic_load_explicit(&q->nomem, memory_order_relaxed)) && !next &&
+            (atomic_load_explicit(&q->tail, memory_order_relaxed) & WQ_IDX_MASK) >= n) {
             next = wq_block_new(q);
             if (!next)
                 return ENOMEM;
@@ -266,8 +271,12 @@ int wq_inject_push(wq_inject *q, const wq_item *it)
         /* Past the end: help tail on to the next block, then claim again. */
         int err = wq_move_on(q, &q->tail, b, &next);
         wq_block_put(q, b, 1);
-        if (err)
-            return err; /* ENOMEM: claimed past the end without a block */
+        if (WQ_UNLIKELY_(err)) { /* ENOMEM: claimed past the end without a block */
+            atomic_store_explicit(&q->nomem, 1, memory_order_relaxed);
+            return err;
+        }
+        if (WQ_UNLIKELY_(atomic_load_explicit(&q->nomem, memory_order_relaxed)))
+            atomic_store_explicit(&q->nomem, 0, memory_order_relaxed); /* tail moved on */
     }
 }
 

@@ -35,6 +35,8 @@ typedef struct wq_inject {
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head; /* consumers' (block, index) */
     _Alignas(WQ_CACHELINE) _Atomic(struct wq_block *) spare; /* one freed block */
     _Atomic(int64_t) blocks; /* allocated and not freed, the spare included */
+    /* Read by every push, written only when memory ran out: its own line. */
+    _Alignas(WQ_CACHELINE) _Atomic(int) nomem; /* a push failed for want of a block */
     unsigned log2;  /* slots per block */
     bool     ready; /* initialized */
 } wq_inject;
