@@ -178,6 +178,17 @@ static int wq_move_on(wq_inject *q, _Atomic(uint64_t) *end, wq_block *b, wq_bloc
                                                   memory_order_relaxed)) {
             int64_t past = (int64_t)(cur & WQ_IDX_MASK) - ((int64_t)1 << q->log2);
             wq_block_put(q, b, WQ_BIAS - past);
+            if (end == &q->head) {
+                /* live follows head: each mover stores the block head is
+                 * in until head stays there across its store (seq_cst
+                 * orders the movers' stores and loads in one order), so
+                 * when head rests, so does live, on head's block. */
+                wq_block *at;
+                do {
+                    at = wq_unpack(atomic_load_explicit(&q->head, memory_order_seq_cst));
+                    atomic_store_explicit(&q->live, at, memory_order_seq_cst);
+                } while (wq_unpack(atomic_load_explicit(&q->head, memory_order_seq_cst)) != at);
+            }
             break;
         }
     }
@@ -198,6 +209,7 @@ int wq_inject_init(wq_inject *q, unsigned log2_block)
         return ENOMEM;
     atomic_init(&q->tail, wq_pack(b, 0));
     atomic_init(&q->head, wq_pack(b, 0));
+    atomic_init(&q->live, b);
     q->ready = true;
     return 0;
 }

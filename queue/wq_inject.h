@@ -34,6 +34,9 @@ typedef struct wq_inject {
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) tail; /* producers' (block, index) */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head; /* consumers' (block, index) */
     _Alignas(WQ_CACHELINE) _Atomic(struct wq_block *) spare; /* one freed block */
+    /* head's block as a plain pointer, for leak checkers only (head packs
+     * the address; the later blocks hang off its next): never followed. */
+    _Atomic(struct wq_block *) live;
     _Atomic(int64_t) blocks; /* allocated and not freed, the spare included */
     /* Read by every push, written only when memory ran out: its own line. */
     _Alignas(WQ_CACHELINE) _Atomic(int) nomem; /* a push failed for want of a block */
