@@ -170,11 +170,10 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
     int rb = b(arg_b);
     if (s && __builtin_expect(s->owned, 0))
         weft_scope_reset_(s, ctx); /* b set a value: a starts from ctx */
-    /* Taken back at once: a is still our newest, private item, and this is
-     * still the worker (not a fork child of it). */
+    /* Taken back at once: a is still our newest, private item (in a fork
+     * child of the worker nothing is: the library set split_own past it). */
     if (__builtin_expect(o->bottom == mark + 1 && mark >= o->split_own &&
-                             !__atomic_load_n(&jf.done, __ATOMIC_RELAXED) &&
-                             weft_thread_.worker == o,
+                             !__atomic_load_n(&jf.done, __ATOMIC_RELAXED),
                          1)) {
         o->bottom = mark;
         __atomic_store_n(&o->joins, __atomic_load_n(&o->joins, __ATOMIC_RELAXED) + 1,
