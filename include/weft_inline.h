@@ -313,8 +313,12 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
         r = fn(arg);
         if (s && __builtin_expect(s->owned, 0))
             weft_scope_reset_(s, f->pin); /* the task set a value */
-        if (__builtin_expect(r != 0 || __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
-                                           __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
+        /* After the last task the check below covers cancellation (after
+         * its state load, as it must be); between tasks, this one. */
+        if (__builtin_expect(r != 0, 0) || o->bottom <= f->base)
+            break;
+        if (__builtin_expect(__atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
+                                 __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
                              0))
             break;
     }
