@@ -9,8 +9,9 @@
  *   ./a.out [rounds=5] [items_per_producer=1000000] [log2_ring=12] [max_seconds=30]
  *
  * Queues compared (items are four words, as in weft):
- *   weft      wq_inject, ring of 2^log2_ring cells (the pool uses 2^12) plus
- *             its malloc'd overflow list when the ring is full.
+ *   weft      wq_inject, blocks of 2^8 slots (the pool's size; capped at
+ *             2^10, its limit, when log2_ring asks for more; the rings of
+ *             the other queues take log2_ring as it is).
  *   wfcq      liburcu wfcqueue as weft would have to use it: _LGPL_SOURCE is
  *             NOT defined (design.md: no LGPL inline code in weft), so every
  *             operation is a call into liburcu-cds. One malloc'd node per item
@@ -36,8 +37,8 @@
  * max throughput in M items/s over the rounds. A run is capped at
  * max_seconds (default 30): producers then stop early, what was produced is
  * still verified, and the run is counted as DNF with the rate it reached.
- * For weft, each run also prints the share of pushes that took the overflow
- * list (pushes not counted by the ring's tail ticket).
+ * (Before issue 14 weft's queue was a ring with an overflow list, and each
+ * run printed the share of pushes that took the list; it has none now.)
  *
  * Consumers that find the queue empty do what a weft worker does: pause for
  * a while, then sched_yield. 4P+2C is 6 threads: it oversubscribes small
@@ -142,7 +143,7 @@ static int q_init(queue *q, int kind, unsigned log2_ring, unsigned nprod, size_t
     q->name = qnames[kind];
     switch (kind) {
     case Q_WEFT:
-        return wq_inject_init(&q->inject, log2_ring);
+        return wq_inject_init(&q->inject, log2_ring > 10 ? 8 : log2_ring);
     case Q_WFCQ_PRE:
         q->pre = malloc((size_t)nprod * n * sizeof *q->pre);
         if (!q->pre)
@@ -409,11 +410,7 @@ static double run_once(int kind, unsigned nprod, unsigned ncons, size_t n, unsig
     }
     ok = ok && bad == 0 && idx_sum == want_sum;
     *dnf = atomic_load(&r->aborted) != 0;
-    /* weft: the ring's tail ticket counts the pushes that went into the
-     * ring; the rest took the overflow path (mutex + malloc). */
-    *overflow_share = kind == Q_WEFT && produced
-                          ? 1.0 - (double)atomic_load(&q->inject.tail) / (double)produced
-                          : 0.0;
+    *overflow_share = 0; /* the block queue has no overflow path */
     wq_item extra;
     ok = ok && !q_pop(q, &extra); /* nothing left over */
     if (!ok)

@@ -295,6 +295,13 @@ static inline int64_t wq_deque_size(wq_deque *d)
     return d->bottom - t;
 }
 
+/* Owner: how many more items wq_deque_try_put takes without failing (a
+ * lower bound, with no shared access: top_seen is a lower bound of top). */
+static inline int64_t wq_deque_room(const wq_deque *d)
+{
+    return d->arr->mask + 1 - (d->bottom - d->top_seen);
+}
+
 /* Owner: whether there are private items that thieves cannot see. */
 static inline bool wq_deque_has_private(const wq_deque *d)
 {

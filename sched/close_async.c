@@ -62,7 +62,8 @@ static void ws_flow_async_done(ws_flow *f)
     /* Release pairs with weft_pool_destroy's seq_cst load of ext_open. With
      * a parent, the pool stays: the parent's chain holds it (an external
      * flow above, or the one that ran the opener's task). Then the count
-     * of running dones, which a destroy only waits on (relaxed). */
+     * of running dones, which a destroy only waits on (relaxed): we are a
+     * worker of the pool, which a destroy joins before it frees it. */
     atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_release);
     atomic_fetch_sub_explicit(&pool->dones_running, 1, memory_order_relaxed);
     if (parent)
@@ -96,10 +97,13 @@ void ws_flow_async_defer(ws_flow *f)
     while (!atomic_compare_exchange_weak_explicit(&pool->async_done, &head, f, memory_order_seq_cst,
                                                   memory_order_relaxed));
     ws_notify_after_rmw(pool, 1);
-    /* Release pairs with weft_pool_destroy's seq_cst load of ext_open: our
-     * last touch of the pool but for the count a destroy only waits on. */
-    atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_release);
+    /* We may be no worker of the pool (another pool's, or no worker at
+     * all): nothing keeps the pool after ext_open drops, so that must be
+     * our last touch. The count a destroy waits on goes first (a destroy
+     * in between says EBUSY: two adjacent instructions' window). Release
+     * pairs with weft_pool_destroy's seq_cst load of ext_open. */
     atomic_fetch_sub_explicit(&pool->dones_running, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&pool->ext_open, 1, memory_order_release);
 }
 
 void ws_flow_async_run_list(ws_flow *list)

@@ -240,7 +240,7 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
         atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_ASYNC)
         f->local_pending--;
     else
-        ws_flow_uncount(f, 2);
+        ws_task_done(w, f); /* ws_flow_uncount, or batched: sched/done.c */
 }
 
 /* ---- open / spawn / close ---------------------------------------------- */

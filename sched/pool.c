@@ -33,6 +33,44 @@ static uint64_t ws_rand(ws_worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* Takes a batch from the injection queue: the oldest item into out, to run
+ * now, the rest onto our deque, where we take them oldest first and peers
+ * steal them (all published at once). A WS_LOCAL item there is an external opener's: counted in its
+ * local_pending, which only that thread touches, so on our deque it becomes
+ * WS_REMOTE, which ws_run counts down in state also when it comes back
+ * "popped" (as it does for every injected item it is handed directly). We
+ * take no more than the deque has room for, so nothing can fail. */
+static bool ws_inject_take(ws_worker *w, wq_item *out)
+{
+    wq_deque *d = &w->deque;
+    int64_t room = wq_deque_room(d);
+    if (room < WQ_INJECT_BATCH - 1)
+        room = d->arr->mask + 1 - wq_deque_size(d); /* refresh top_seen */
+    size_t max = room >= WQ_INJECT_BATCH - 1 ? WQ_INJECT_BATCH : (size_t)room + 1;
+    wq_item batch[WQ_INJECT_BATCH];
+    size_t n = wq_inject_pop_batch(&w->pool->inject, batch, max);
+    if (!n)
+        return false;
+    *out = batch[0];
+    for (size_t k = n; k-- > 1;) {
+        uintptr_t w2 = batch[k].w[2];
+        if ((w2 & WS_KIND_MASK) == WS_LOCAL)
+            batch[k].w[2] = (w2 & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE;
+        bool put = wq_deque_try_put(d, &batch[k]);
+        (void)put; /* room was checked */
+    }
+    /* We may now run a long task, and never push or take meanwhile to
+     * honor a thief's request: make them all stealable at once (a publish
+     * wakes sleepers). With no other worker nobody else could run them. */
+    if (n > 1 && w->others)
+        ws_publish(w, true);
+    /* Spawned by a thread that is no worker of this pool: counted here. */
+    WS_STAT(w, injected, n);
+    WS_STAT(w, tasks_spawned, n);
+    ws_trace(w, WS_EV_INJECT, n, 0);
+    return true;
+}
+
 bool ws_find_work(ws_worker *w, wq_item *out)
 {
     struct weft_pool *p = w->pool;
@@ -52,8 +90,8 @@ bool ws_find_work(ws_worker *w, wq_item *out)
      * whole job. */
     if (WS_UNLIKELY(--w->inject_tick == 0)) {
         w->inject_tick = WS_INJECT_TICK;
-        if (wq_inject_pop(&p->inject, out))
-            goto injected;
+        if (ws_inject_take(w, out))
+            return true;
     }
     if (n > 1) {
         unsigned start = (unsigned)(ws_rand(w) % n);
@@ -75,14 +113,7 @@ bool ws_find_work(ws_worker *w, wq_item *out)
             }
         }
     }
-    if (!wq_inject_pop(&p->inject, out))
-        return false;
-injected:
-    /* Spawned by a thread that is no worker of this pool: counted here. */
-    WS_STAT(w, injected, 1);
-    WS_STAT(w, tasks_spawned, 1);
-    ws_trace(w, WS_EV_INJECT, 0, 0);
-    return true;
+    return ws_inject_take(w, out);
 }
 
 /* Called where a worker returns into the scheduler from a task: in a
@@ -137,16 +168,19 @@ static void ws_worker_loop(ws_worker *w)
         ws_check_forked(w);
         if (ws_take(w, &it)) {
             ws_spin_end(w, idle, since);
+            ws_done_follow(w, &it);
             ws_run(w, &it, true);
             idle = 0;
             continue;
         }
         if (ws_find_work(w, &it)) {
             ws_spin_end(w, idle, since);
+            ws_done_follow(w, &it);
             ws_run(w, &it, false);
             idle = 0;
             continue;
         }
+        ws_done_flush(w); /* nothing to do: no count may wait on us */
         /* Acquire pairs with ws_pool_stop's seq_cst store of stopping. */
         if (atomic_load_explicit(&p->stopping, memory_order_acquire))
             return;
@@ -291,8 +325,7 @@ static void ws_pool_free(struct weft_pool *p)
         }
         free(p->workers);
     }
-    if (p->inject.cells)
-        wq_inject_destroy(&p->inject);
+    wq_inject_destroy(&p->inject); /* nothing when its init failed */
     free(p);
 }
 
@@ -356,9 +389,8 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);
 
-    int err = wq_inject_init(&p->inject, 12);
+    int err = wq_inject_init(&p->inject, WS_INJECT_LOG2_BLOCK);
     if (err) {
-        p->inject.cells = NULL;
         ws_pool_free(p);
         return err;
     }

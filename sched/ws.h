@@ -31,6 +31,9 @@
  * start while every worker finds work to steal. */
 #define WS_INJECT_TICK 61
 
+/* The injection queue's blocks hold 2^8 items (about 9 KiB a block). */
+#define WS_INJECT_LOG2_BLOCK 8
+
 /* ---- task items (four words in the deque and the injection queue) ------ */
 /* w[0] fn, w[1] arg, w[2] flow or join frame | kind | WS_PINNED,
  * w[3] ctx | WS_CTX_REF (not written when WS_PINNED) */
@@ -81,6 +84,10 @@ typedef struct ws_worker {
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
     unsigned          inject_tick; /* searches left until the injection queue goes first */
+    /* Batched completions (sched/done.c), the worker's alone: done_n counts
+     * (2 a task) of done_flow's tasks not yet taken out of its state. */
+    struct weft_flow_rec_ *done_flow; /* a ws_flow */
+    int64_t           done_n;
     bool              others;     /* the pool has other workers (thieves) */
     bool              with_ctx;   /* the pool carries context snapshots */
     pthread_t         thread;
@@ -279,6 +286,39 @@ static inline void ws_hook(int point, ws_flow *f)
 }
 
 /* ---- functions shared between sched/ files ----------------------------- */
+/* Any thread that holds n counts of f (n/2 tasks): gives them back with a
+ * release RMW, wakes a sleeping closer if that was the last, and completes
+ * an async-closed f (ws_flow_async_complete). The caller's last access to
+ * f. */
+void ws_flow_uncount(ws_flow *f, int64_t n);
+
+/* ---- batched completion counts (sched/done.c) ---------------------------
+ * The worker w only. ws_done_follow: before its loop runs item it at top
+ * level (the item holds its flow open). ws_done_flush: when a search found
+ * nothing, and before the loop ends. ws_task_done: ws_run's completion of a
+ * task of f that is not the owner's own. */
+void ws_done_flush(ws_worker *w);
+void ws_done_follow_slow(ws_worker *w, ws_flow *f);
+
+/* See sched/done.c. */
+static inline void ws_task_done(ws_worker *w, ws_flow *f)
+{
+    if (f == w->done_flow)
+        w->done_n += 2;
+    else
+        ws_flow_uncount(f, 2);
+}
+
+static inline void ws_done_follow(ws_worker *w, const wq_item *it)
+{
+    /* A join half, or a list of async dones (whose flows are finished and
+     * may be freed by their done: never one to batch for), follows none. */
+    ws_flow *f = (it->w[2] & WS_KIND_MASK) >= WS_JOIN
+                     ? NULL
+                     : (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
+    if (f != w->done_flow)
+        ws_done_follow_slow(w, f);
+}
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
@@ -289,11 +329,6 @@ void ws_check_forked(const ws_worker *w);          /* exits a fork child that go
 bool ws_flow_is_canceled(ws_flow *f);
 bool ws_flow_encloses_caller(const ws_flow *f);    /* closing f here waits for itself */
 int  ws_flow_result(ws_flow *f); /* what its close returns: error, ECANCELED or 0 */
-/* Any thread that holds n counts of f (n/2 tasks): gives them back with a
- * release RMW, wakes a sleeping closer if that was the last, and completes
- * an async-closed f (ws_flow_async_complete). The caller's last access to
- * f. */
-void ws_flow_uncount(ws_flow *f, int64_t n);
 
 /* ---- weft_flow_close_async (sched/close_async.c) ----------------------- */
 
