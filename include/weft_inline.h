@@ -139,6 +139,13 @@ WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 #pragma GCC diagnostic ignored "-Wcast-align"
 #endif
 
+/* The scope whose owned byte this is. */
+static inline struct weft_scope_ *weft_scope_of_(const bool *owned)
+{
+    return (struct weft_scope_ *)(void *)((char *)(uintptr_t)owned -
+                                          __builtin_offsetof(struct weft_scope_, owned));
+}
+
 __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, void *arg_a,
                                                                     weft_fn b, void *arg_b)
 {
@@ -153,6 +160,11 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
                          0))
         return (weft_join)(a, arg_a, b, arg_b);
     struct weft_ctx *ctx = s ? s->cur : (struct weft_ctx *)0;
+    /* The byte that says b or a made a set: the scope's, or (no scope, on
+     * a NO_CTX pool) a constant false. One compare after each half, and
+     * the scope itself is found again from it on the slow paths only. */
+    static const bool none_ = 0;
+    const bool *owned = s ? &s->owned : &none_;
     struct weft_frame_ jf;
     jf.done = 0;
     jf.flow = weft_thread_.flow;
@@ -168,23 +180,24 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
     if (__builtin_expect(__atomic_load_n(&o->hint, __ATOMIC_RELAXED) != 0, 0))
         weft_join_more_(o);
     int rb = b(arg_b);
-    if (s && __builtin_expect(s->owned, 0))
-        weft_scope_reset_(s, ctx); /* b set a value: a starts from ctx */
-    /* Taken back at once: a is still our newest, private item, and this is
-     * still the worker (not a fork child of it). */
+    if (__builtin_expect(*owned, 0))
+        weft_scope_reset_(weft_scope_of_(owned), ctx); /* b set a value: a starts from ctx */
+    /* Taken back at once: a is still our newest, private item (in a fork
+     * child of the worker nothing is: the library set split_own past it). */
     if (__builtin_expect(o->bottom == mark + 1 && mark >= o->split_own &&
-                             !__atomic_load_n(&jf.done, __ATOMIC_RELAXED) &&
-                             weft_thread_.worker == o,
+                             !__atomic_load_n(&jf.done, __ATOMIC_RELAXED),
                          1)) {
         o->bottom = mark;
         __atomic_store_n(&o->joins, __atomic_load_n(&o->joins, __ATOMIC_RELAXED) + 1,
                          __ATOMIC_RELAXED);
         int ra = a(arg_a);
-        if (s && __builtin_expect(s->owned, 0))
-            weft_scope_reset_(s, ctx);
+        if (__builtin_expect(*owned, 0))
+            weft_scope_reset_(weft_scope_of_(owned), ctx);
         return ra ? ra : rb;
     }
-    return weft_join_rest_(&jf, mark, a, arg_a, rb, s, ctx);
+    return weft_join_rest_(&jf, mark, a, arg_a, rb,
+                           owned == &none_ ? (struct weft_scope_ *)0 : weft_scope_of_(owned),
+                           ctx);
 }
 
 /* A task's open of a flow on its own pool (pool NULL), in a clean scope of
@@ -300,8 +313,12 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
         r = fn(arg);
         if (s && __builtin_expect(s->owned, 0))
             weft_scope_reset_(s, f->pin); /* the task set a value */
-        if (__builtin_expect(r != 0 || __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
-                                           __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
+        /* After the last task the check below covers cancellation (after
+         * its state load, as it must be); between tasks, this one. */
+        if (__builtin_expect(r != 0, 0) || o->bottom <= f->base)
+            break;
+        if (__builtin_expect(__atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
+                                 __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
                              0))
             break;
     }

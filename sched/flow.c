@@ -580,6 +580,7 @@ __attribute__((always_inline)) static inline bool ws_flow_drain_lean(ws_flow *f,
         ws_task_begin(w, fn, f);
         int r = fn(arg);
         ws_task_end(w, fn, f, r);
+        ws_check_forked(w); /* fn forked: the child must not run f's others */
         if (wctx_top)
             wctx_reset(wctx_top, f->ctx_pin);
         /* Acquire pairs with the release increments in ws_flow_cancel. */
@@ -603,7 +604,8 @@ static void ws_flow_drain(ws_flow *f, ws_worker *w)
 {
     wq_deque *d = &w->deque;
     wq_item it;
-    while (wq_deque_bottom(d) > f->base && ws_take(w, &it))
+    /* A fork child of w (a task forked) exits before it takes anything. */
+    while ((ws_check_forked(w), wq_deque_bottom(d) > f->base) && ws_take(w, &it))
         ws_run(w, &it, true);
 }
 

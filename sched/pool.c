@@ -578,8 +578,14 @@ static void ws_atfork_child(void)
     /* The prepare handler locked it in the forking thread, which is the
      * child's only thread: unlocking is defined, re-initializing is not. */
     pthread_mutex_unlock(&ws_default_lock);
+    /* The forking thread's own deque: no item below INT64_MAX is private
+     * any more, so an inline join or close in flight (it holds the owner
+     * line in a register) takes nothing back and calls the library, which
+     * exits here (weft_join_rest_, weft_flow_close_rest_). */
+    if (ws_self)
+        ws_self->deque.split_own = INT64_MAX;
     ws_self = NULL;
-    weft_thread_.worker = NULL; /* the inline join calls the library here */
+    weft_thread_.worker = NULL; /* new inline joins call the library here */
     weft_thread_.self = NULL;
     weft_thread_.pool = NULL;
     ws_cur_flow = NULL;

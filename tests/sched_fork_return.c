@@ -4,7 +4,8 @@
  * of parking forever in the dead pool's worker loop (it hung before), and
  * never runs the parent's other tasks a second time (also when the fork
  * is in the inline half of a weft_join: the other half is not run in the
- * child). The parent's pool
+ * child, nor the flow's other task when the fork is in a task that the
+ * owner's close runs). The parent's pool
  * goes on working. Each child is bounded: the parent kills it after 20 s
  * and the test fails.
  *
@@ -26,7 +27,7 @@ static int other_task(void *p)
     return 0;
 }
 
-typedef enum { RETURN_AT_ONCE, CLOSE_IN_CHILD, JOIN_IN_CHILD, FORK_IN_JOIN } how;
+typedef enum { RETURN_AT_ONCE, CLOSE_IN_CHILD, JOIN_IN_CHILD, FORK_IN_JOIN, FORK_IN_CLOSE } how;
 
 static pid_t parent_pid;
 
@@ -69,6 +70,14 @@ static int forking_task(void *p)
     if (h == FORK_IN_JOIN)
         return weft_join(join_a, NULL, join_b_forks, NULL);
     weft_flow f;
+    if (h == FORK_IN_CLOSE) {
+        /* The close runs the newest first: join_b_forks, then, in the
+         * parent only, join_a. */
+        CHECK_EQ(weft_flow_open(&f, NULL), 0);
+        CHECK_EQ(weft_spawn(&f, join_a, NULL), 0);
+        CHECK_EQ(weft_spawn(&f, join_b_forks, NULL), 0);
+        return weft_flow_close(&f);
+    }
     if (h == CLOSE_IN_CHILD) {
         CHECK_EQ(weft_flow_open(&f, NULL), 0);
         CHECK_EQ(weft_spawn(&f, other_task, NULL), 0);
@@ -98,7 +107,8 @@ static void one(weft_pool *p, how h)
     for (int i = 0; i < 100; i++)
         CHECK_EQ(weft_spawn(&f, other_task, NULL), 0);
     CHECK_EQ(weft_flow_close(&f), 0);
-    CHECK_EQ(atomic_load(&others_ran), 100 + (h == CLOSE_IN_CHILD || h == FORK_IN_JOIN));
+    CHECK_EQ(atomic_load(&others_ran),
+             100 + (h == CLOSE_IN_CHILD || h == FORK_IN_JOIN || h == FORK_IN_CLOSE));
 
     int status = 0;
     double end = now_s() + 20;
@@ -112,6 +122,9 @@ static void one(weft_pool *p, how h)
         CHECK(!"forked child exits");
     }
     CHECK_EQ(got, child_pid);
+    if (!WIFEXITED(status))
+        fprintf(stderr, "case %d: signal %d\n", (int)h,
+                WIFSIGNALED(status) ? WTERMSIG(status) : -1);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
@@ -129,6 +142,7 @@ int main(void)
         one(p, RETURN_AT_ONCE);
         one(p, CLOSE_IN_CHILD);
         one(p, FORK_IN_JOIN);
+        one(p, FORK_IN_CLOSE);
         /* A join in the child starts the child's default pool: threads,
          * which ThreadSanitizer cannot follow after a multithreaded fork
          * (see sched_fork.c). */
