@@ -131,11 +131,20 @@ bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
         return false; /* nothing shared either */
     }
     int64_t s = d->split_own - 1;
-    /* The Chase-Lev StoreLoad: the seq_cst store of split and the seq_cst
-     * load of top pair with the seq_cst load of top and load of split in
-     * wq_deque_steal. In the single total order either the thief sees the
-     * lowered split, or the owner sees the thief's top; both cannot miss. */
-    atomic_store_explicit(&d->split, s, memory_order_seq_cst);
+    /* The Chase-Lev StoreLoad: the store of split, a seq_cst fence and the
+     * seq_cst load of top pair with the seq_cst load of top and load of
+     * split in wq_deque_steal. In the single total order either the thief
+     * sees the lowered split, or the owner sees the thief's top; both
+     * cannot miss (a thief's stale split precedes the fence in S, the
+     * CAS that moved top past what we read follows it). The fence rather
+     * than a seq_cst store: gcc makes that an STLR followed by our LDAR,
+     * which ARMv8 keeps in order but qemu-user on an x86 host does not (it
+     * fences neither between them), and the ARM64 leg then saw one item
+     * taken twice in about 1 run of 5 of queue_deque_stress; with the fence
+     * (DMB ISH, a full fence under qemu too) 0 of 40. On x86 this is the
+     * MFENCE the seq_cst store cost before. */
+    atomic_store_explicit(&d->split, s, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     d->top_seen = t;
     if (t > s) {
