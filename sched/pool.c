@@ -476,15 +476,17 @@ static bool ws_pool_flows_left(const struct weft_pool *p)
 /* weft_pool_destroy for any usable pool, the default one included. */
 /* A done that signalled its caller (an eventfd, say) is still running when
  * the caller may already destroy the pool: its flow counts in ext_open
- * until it returns. While dones are running, give them about 100 ms in all
- * to return before deciding (a done that waits for the destroyer gets its
- * EBUSY after that). Only an optimization of when the answer comes: the
- * check below decides, and a flow still open is EBUSY either way. */
+ * until it returns. While dones are running, give them about 2 ms in all
+ * to return before deciding: a done's tail after its signal takes
+ * microseconds, and a done that is still at work (one that waits for the
+ * destroyer, say) must not hold the destroyer, often an event loop, for
+ * long before its EBUSY. Only an optimization of when the answer comes:
+ * the check below decides, and a flow still open is EBUSY either way. */
 static void ws_pool_wait_dones(struct weft_pool *p)
 {
-    /* Naps of 1 us doubling to 16 ms (32.8 ms in all), then of 16 ms. */
-    for (long nap = 1000, waited = 0; waited < 100000000; waited += nap,
-              nap = nap < 16000000 ? nap * 2 : 16000000) {
+    /* Naps of 1 us doubling to 256 us, then of 256 us, up to 2 ms. */
+    for (long nap = 1000, waited = 0; waited < 2000000; waited += nap,
+              nap = nap < 256000 ? nap * 2 : 256000) {
         if (atomic_load_explicit(&p->ext_open, memory_order_relaxed) == 0 ||
             atomic_load_explicit(&p->dones_running, memory_order_relaxed) == 0)
             return;
