@@ -209,7 +209,7 @@ typedef int (*weft_fn)(void *arg);
 #define WEFT_ALIGNAS_(n) _Alignas(n)
 #endif
 typedef struct weft_flow {
-    WEFT_ALIGNAS_(64) uint64_t opaque_[16];
+    WEFT_ALIGNAS_(16) uint64_t opaque_[16];
 } weft_flow;
 
 /* Opens a flow on pool (NULL: the calling worker's pool, else the default

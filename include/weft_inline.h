@@ -95,6 +95,10 @@ struct weft_frame_ {
     uint32_t done;
     int      result;
     void    *flow; /* the joiner's current flow */
+    /* The library reads only the fields above. */
+    int64_t          mark; /* the deque's bottom before the push */
+    struct weft_ctx *ctx;  /* the joiner's context */
+    void            *arg;  /* a's argument */
 };
 
 /* Per thread: the owner line of the worker this thread is (NULL on any
@@ -117,8 +121,7 @@ WEFT_API extern __thread struct weft_thread_ weft_thread_
 
 /* The library's ends of the fast path. */
 WEFT_API void weft_join_more_(struct weft_owner_ *o);
-WEFT_API int  weft_join_rest_(struct weft_frame_ *jf, int64_t mark, weft_fn a, void *arg_a,
-                              int rb, struct weft_scope_ *s, struct weft_ctx *ctx);
+WEFT_API int  weft_join_rest_(struct weft_frame_ *jf, int rb);
 WEFT_API void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx);
 WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 
@@ -139,11 +142,25 @@ WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 #pragma GCC diagnostic ignored "-Wcast-align"
 #endif
 
-/* The scope whose owned byte this is. */
-static inline struct weft_scope_ *weft_scope_of_(const bool *owned)
+/* p, an object on the caller's stack (the join's frame), computed afresh:
+ * x86-64 computes it with one lea from the stack pointer, so the compiler
+ * need not keep it in a saved register across b for the slow path only. */
+__attribute__((always_inline)) static inline void *weft_addr_(void *p)
 {
-    return (struct weft_scope_ *)(void *)((char *)(uintptr_t)owned -
-                                          __builtin_offsetof(struct weft_scope_, owned));
+#if defined(__x86_64__)
+    void *q;
+    __asm__("lea %1, %0" : "=r"(q) : "m"(*(char *)p));
+    return q;
+#else
+    return p;
+#endif
+}
+
+/* A per-worker counter: one add (only its own worker writes it; readers
+ * load it relaxed, so it must be a single store). */
+__attribute__((always_inline)) static inline void weft_count_(uint64_t *c)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 
 __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, void *arg_a,
@@ -159,45 +176,48 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
                              (s && s->owned) || o->bottom - o->top_seen > o->arr->mask,
                          0))
         return (weft_join)(a, arg_a, b, arg_b);
-    struct weft_ctx *ctx = s ? s->cur : (struct weft_ctx *)0;
-    /* The byte that says b or a made a set: the scope's, or (no scope, on
-     * a NO_CTX pool) a constant false. One compare after each half, and
-     * the scope itself is found again from it on the slow paths only. */
-    static const bool none_ = 0;
-    const bool *owned = s ? &s->owned : &none_;
+    /* What the rest needs after b lives in the frame (or is read again from
+     * this thread's TLS, which b leaves as it found it), not in registers
+     * saved across b: that would cost every call of the caller, its leaves
+     * included, a save and restore of each. */
     struct weft_frame_ jf;
     jf.done = 0;
     jf.flow = weft_thread_.flow;
+    jf.ctx = s ? s->cur : (struct weft_ctx *)0;
     int64_t mark = o->bottom;
+    jf.mark = mark;
     struct weft_arr_ *arr = o->arr;
     uintptr_t *sl = (uintptr_t *)(void *)(arr + 1) + 4 * (mark & arr->mask);
     /* Relaxed atomic stores: a thief may read the slot (queue/wq_deque.h). */
+    jf.arg = arg_a;
     __atomic_store_n(&sl[0], (uintptr_t)a, __ATOMIC_RELAXED);
     __atomic_store_n(&sl[1], (uintptr_t)arg_a, __ATOMIC_RELAXED);
     __atomic_store_n(&sl[2], (uintptr_t)&jf | 2u, __ATOMIC_RELAXED);
-    __atomic_store_n(&sl[3], (uintptr_t)ctx, __ATOMIC_RELAXED);
+    __atomic_store_n(&sl[3], (uintptr_t)jf.ctx, __ATOMIC_RELAXED);
     o->bottom = mark + 1;
     if (__builtin_expect(__atomic_load_n(&o->hint, __ATOMIC_RELAXED) != 0, 0))
         weft_join_more_(o);
     int rb = b(arg_b);
-    if (__builtin_expect(*owned, 0))
-        weft_scope_reset_(weft_scope_of_(owned), ctx); /* b set a value: a starts from ctx */
-    /* Taken back at once: a is still our newest, private item (in a fork
-     * child of the worker nothing is: the library set split_own past it). */
-    if (__builtin_expect(o->bottom == mark + 1 && mark >= o->split_own &&
+    s = weft_thread_.scope;
+    if (__builtin_expect(s && s->owned, 0))
+        weft_scope_reset_(s, jf.ctx); /* b set a value: a starts from ctx */
+    o = weft_thread_.worker;
+    mark = jf.mark;
+    /* Taken back at once: a is still our newest, private item (a fork child
+     * of the worker is no worker: the library exits it). */
+    if (__builtin_expect(o && o->bottom == mark + 1 && mark >= o->split_own &&
                              !__atomic_load_n(&jf.done, __ATOMIC_RELAXED),
                          1)) {
         o->bottom = mark;
-        __atomic_store_n(&o->joins, __atomic_load_n(&o->joins, __ATOMIC_RELAXED) + 1,
-                         __ATOMIC_RELAXED);
-        int ra = a(arg_a);
-        if (__builtin_expect(*owned, 0))
-            weft_scope_reset_(weft_scope_of_(owned), ctx);
-        return ra ? ra : rb;
+        weft_count_(&o->joins);
+        jf.result = rb;
+        int ra = a(jf.arg);
+        s = weft_thread_.scope;
+        if (__builtin_expect(s && s->owned, 0))
+            weft_scope_reset_(s, jf.ctx);
+        return ra ? ra : jf.result;
     }
-    return weft_join_rest_(&jf, mark, a, arg_a, rb,
-                           owned == &none_ ? (struct weft_scope_ *)0 : weft_scope_of_(owned),
-                           ctx);
+    return weft_join_rest_((struct weft_frame_ *)weft_addr_(&jf), rb);
 }
 
 /* A task's open of a flow on its own pool (pool NULL), in a clean scope of
@@ -259,8 +279,7 @@ __attribute__((always_inline)) static inline int weft_spawn_inline_(weft_flow *f
     __atomic_store_n(&sl[2], (uintptr_t)f | WEFT_ITEM_PINNED_, __ATOMIC_RELAXED);
     o->bottom = b + 1;
     f->local_pending++;
-    __atomic_store_n(&o->spawns, __atomic_load_n(&o->spawns, __ATOMIC_RELAXED) + 1,
-                     __ATOMIC_RELAXED);
+    weft_count_(&o->spawns);
     if (__builtin_expect(__atomic_load_n(&o->hint, __ATOMIC_RELAXED) != 0, 0))
         weft_join_more_(o);
     return 0;
@@ -285,6 +304,9 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
                              (__atomic_load_n(&o->mode, __ATOMIC_RELAXED) & WEFT_MODE_SLOW_) ||
                              ((f->flags & WEFT_FLOW_NO_CTX_) ? s != 0
                                                              : !s || s->cur != f->pin || s->owned) ||
+                             /* The task that opened it (so the current flow to restore is
+                              * its parent). */
+                             (void *)weft_thread_.flow != (void *)f->parent ||
                              /* Acquire pairs with the release increments of a cancel. */
                              __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
                                  __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1 ||
@@ -292,39 +314,43 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
                          0))
         return (weft_flow_close)(flow);
     __atomic_store_n(&f->magic, WEFT_FLOW_CLOSING_, __ATOMIC_RELAXED);
-    struct weft_flow_rec_ *prev = weft_thread_.flow;
     weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f;
-    const uintptr_t tag = (uintptr_t)f | WEFT_ITEM_PINNED_;
     int r = 0;
     int64_t b;
+    /* After each task, the worker and the scope are read again from this
+     * thread's TLS (the task leaves them as it found them): only the flow's
+     * address has to live across the task in a saved register. */
     while ((b = o->bottom) > f->base) {
         uintptr_t *sl = (uintptr_t *)(void *)(o->arr + 1) + 4 * ((b - 1) & o->arr->mask);
         if (__builtin_expect(b <= o->split_own ||
                                  (__atomic_load_n(&o->hint, __ATOMIC_RELAXED) & WEFT_HINT_SPLIT_) ||
-                                 __atomic_load_n(&sl[2], __ATOMIC_RELAXED) != tag,
+                                 __atomic_load_n(&sl[2], __ATOMIC_RELAXED) !=
+                                     ((uintptr_t)f | WEFT_ITEM_PINNED_),
                              0))
             break;
         weft_fn fn = (weft_fn)__atomic_load_n(&sl[0], __ATOMIC_RELAXED);
         void *arg = (void *)__atomic_load_n(&sl[1], __ATOMIC_RELAXED);
         o->bottom = b - 1;
         f->local_pending--;
-        __atomic_store_n(&o->runs, __atomic_load_n(&o->runs, __ATOMIC_RELAXED) + 1,
-                         __ATOMIC_RELAXED);
+        weft_count_(&o->runs);
         r = fn(arg);
-        if (s && __builtin_expect(s->owned, 0))
+        s = weft_thread_.scope;
+        if (__builtin_expect(s && s->owned, 0))
             weft_scope_reset_(s, f->pin); /* the task set a value */
+        o = weft_thread_.worker;
         /* After the last task the check below covers cancellation (after
-         * its state load, as it must be); between tasks, this one. */
-        if (__builtin_expect(r != 0, 0) || o->bottom <= f->base)
+         * its state load, as it must be); between tasks, this one. A fork
+         * child of the worker is no worker: the library exits it. */
+        if (__builtin_expect(r != 0 || !o, 0) || o->bottom <= f->base)
             break;
         if (__builtin_expect(__atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
                                  __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
                              0))
             break;
     }
-    weft_thread_.flow = prev;
+    weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f->parent;
     /* Acquire pairs with the release decrements of remote completions. */
-    if (__builtin_expect(r == 0 && o->bottom <= f->base && f->local_pending == 0 &&
+    if (__builtin_expect(r == 0 && o && o->bottom <= f->base && f->local_pending == 0 &&
                              !(f->flags & WEFT_FLOW_PIN_OWNED_) &&
                              __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) == 0 &&
                              __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) ==
@@ -335,7 +361,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
                          __ATOMIC_RELAXED);
         return 0;
     }
-    return weft_flow_close_rest_(flow, r);
+    return weft_flow_close_rest_((weft_flow *)(void *)f, r);
 }
 
 /* Calls through function-like macros (variadic, so that C++ template

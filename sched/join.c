@@ -61,17 +61,18 @@ static inline void ws_join_scope_end(wctx_scope *s, wctx_scope *own, struct weft
  * since; a stolen item leaves no private item at mark (top is past it).
  * Items that b left above the mark are run on the way. */
 __attribute__((noinline)) static int ws_join_rest(ws_worker *w, ws_join_frame *jf, int64_t mark,
-                                                  weft_fn a, void *arg_a, int rb, wctx_scope *s,
-                                                  wctx_scope *own, struct weft_ctx *ctx)
+                                                  int rb, wctx_scope *s, wctx_scope *own,
+                                                  struct weft_ctx *ctx)
 {
     const uintptr_t tag = (uintptr_t)jf | WS_JOIN;
     wq_item got;
     ws_check_forked(w); /* b forked: the child must not run a or b's items */
     WS_STAT(w, tasks_spawned, 1); /* a, offered: run below or by a thief */
     while (wq_deque_bottom(&w->deque) > mark && ws_take(w, &got)) {
-        if (got.w[2] == tag) {
+        if (got.w[2] == tag) { /* a, as offered */
+            weft_fn a = (weft_fn)got.w[0];
             ws_task_begin(w, a, jf);
-            int ra = a(arg_a);
+            int ra = a((void *)got.w[1]);
             ws_task_end(w, a, jf, ra);
             ws_join_scope_end(s, own, ctx);
             return ra ? ra : rb;
@@ -159,7 +160,7 @@ __attribute__((always_inline)) static inline int ws_join_run(ws_worker *w, weft_
         ws_join_scope_end(s, own, ctx);
         return ra ? ra : rb;
     }
-    return ws_join_rest(w, &jf, mark, a, arg_a, rb, s, own, ctx);
+    return ws_join_rest(w, &jf, mark, rb, s, own, ctx);
 }
 
 /* Every join but a worker's in a clean scope (see weft_join). */
@@ -212,11 +213,10 @@ void weft_join_more_(struct weft_owner_ *o)
 
 /* The inline join's half was not at once ours to take back (or this is a
  * fork child of the worker: then it exits, as ws_check_forked). */
-int weft_join_rest_(struct weft_frame_ *jf, int64_t mark, weft_fn a, void *arg_a, int rb,
-                    struct weft_scope_ *s, struct weft_ctx *ctx)
+int weft_join_rest_(struct weft_frame_ *jf, int rb)
 {
     ws_worker *w = ws_self;
     if (!w)
         _exit(0);
-    return ws_join_rest(w, (ws_join_frame *)(void *)jf, mark, a, arg_a, rb, s, NULL, ctx);
+    return ws_join_rest(w, (ws_join_frame *)(void *)jf, jf->mark, rb, wctx_top, NULL, jf->ctx);
 }

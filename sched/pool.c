@@ -581,9 +581,10 @@ static void ws_atfork_child(void)
      * child's only thread: unlocking is defined, re-initializing is not. */
     pthread_mutex_unlock(&ws_default_lock);
     /* The forking thread's own deque: no item below INT64_MAX is private
-     * any more, so an inline join or close in flight (it holds the owner
-     * line in a register) takes nothing back and calls the library, which
-     * exits here (weft_join_rest_, weft_flow_close_rest_). */
+     * any more, so an inline join or close in flight takes nothing back
+     * (if it kept the owner line in a register; if it reads the worker
+     * again it finds none) and calls the library, which exits here
+     * (weft_join_rest_, weft_flow_close_rest_). */
     if (ws_self)
         ws_self->deque.split_own = INT64_MAX;
     ws_self = NULL;

@@ -166,7 +166,7 @@ typedef struct weft_flow_rec_ {
 
     /* (outstanding tasks << 1) | WS_WAITER. The closer sleeps on its low
      * 32 bits; a task's last touch of the flow is its decrement. */
-    _Alignas(WQ_CACHELINE) _Atomic(int64_t) state;
+    _Atomic(int64_t) state;
     _Atomic(int)      error;
     _Atomic(int)      canceled;     /* WS_CANCEL_*; state..canceled are zeroed at open as one */
     _Atomic(uint64_t) cancel_cache; /* (*epoch << 1) | canceled-up-the-chain */

@@ -13,8 +13,8 @@ int part2_sum(int n); // cxx_header_part2.cpp
 
 int main()
 {
-    static_assert(sizeof(weft::flow) % 64 == 0, "weft::flow keeps weft_flow's alignment");
-    static_assert(alignof(weft::flow) == 64, "weft::flow is aligned as weft_flow");
+    static_assert(sizeof(weft::flow) % alignof(weft_flow) == 0, "weft::flow keeps weft_flow's alignment");
+    static_assert(alignof(weft::flow) == alignof(weft_flow), "weft::flow is aligned as weft_flow");
     // Both units' thread tags are the same variable (one per thread).
     extern const void *part2_tag();
     if (part2_tag() != weft::detail::thread_tag()) {

@@ -11,7 +11,7 @@ static int one(void *arg)
 
 int main()
 {
-    static_assert(alignof(weft_flow) == 64, "weft_flow alignment");
+    static_assert(alignof(weft_flow) == 16, "weft_flow alignment");
     static_assert(sizeof(weft_flow) == 128, "weft_flow size");
     int x = 0;
     weft_flow f;
