@@ -22,6 +22,14 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
 #define WEFT_HAVE_FAST_ 1
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN_FEATURE_ 1
+#endif
+#endif
+#ifndef WEFT_TSAN_FEATURE_
+#define WEFT_TSAN_FEATURE_ 0
+#endif
 
 /* A worker's deque, as its owner sees it: the owner's cache line
  * (queue/wq_deque.h, from bottom on). Only the owner thread touches these
@@ -156,11 +164,18 @@ __attribute__((always_inline)) static inline void *weft_addr_(void *p)
 #endif
 }
 
-/* A per-worker counter: one add (only its own worker writes it; readers
- * load it relaxed, so it must be a single store). */
-__attribute__((always_inline)) static inline void weft_count_(uint64_t *c)
+/* Adds d to a counter of the owner line: only its own worker writes it,
+ * and other threads (weft_pool_stats) load it relaxed, so each update must
+ * be one store of the whole word. On x86-64 that is one add to memory
+ * (an aligned 8-byte store is single-copy atomic), not a load, an add and
+ * a store; a ThreadSanitizer build keeps the builtins, which it sees. */
+__attribute__((always_inline)) static inline void weft_count_(uint64_t *c, int64_t d)
 {
-    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !WEFT_TSAN_FEATURE_
+    __asm__("addq %1, %0" : "+m"(*c) : "er"(d));
+#else
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + (uint64_t)d, __ATOMIC_RELAXED);
+#endif
 }
 
 __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, void *arg_a,
@@ -209,7 +224,7 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
                              !__atomic_load_n(&jf.done, __ATOMIC_RELAXED),
                          1)) {
         o->bottom = mark;
-        weft_count_(&o->joins);
+        weft_count_(&o->joins, 1);
         jf.result = rb;
         int ra = a(jf.arg);
         s = weft_thread_.scope;
@@ -249,7 +264,7 @@ __attribute__((always_inline)) static inline int weft_flow_open_inline_(weft_flo
     f->epoch = parent->epoch;
     __atomic_store_n(&f->cancel_cache, __atomic_load_n(&parent->cancel_cache, __ATOMIC_RELAXED),
                      __ATOMIC_RELAXED);
-    __atomic_store_n(&o->open, __atomic_load_n(&o->open, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    weft_count_((uint64_t *)&o->open, 1);
     __atomic_store_n(&f->magic, WEFT_FLOW_OPEN_, __ATOMIC_RELAXED);
     return 0;
 }
@@ -279,7 +294,7 @@ __attribute__((always_inline)) static inline int weft_spawn_inline_(weft_flow *f
     __atomic_store_n(&sl[2], (uintptr_t)f | WEFT_ITEM_PINNED_, __ATOMIC_RELAXED);
     o->bottom = b + 1;
     f->local_pending++;
-    weft_count_(&o->spawns);
+    weft_count_(&o->spawns, 1);
     if (__builtin_expect(__atomic_load_n(&o->hint, __ATOMIC_RELAXED) != 0, 0))
         weft_join_more_(o);
     return 0;
@@ -332,7 +347,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
         void *arg = (void *)__atomic_load_n(&sl[1], __ATOMIC_RELAXED);
         o->bottom = b - 1;
         f->local_pending--;
-        weft_count_(&o->runs);
+        weft_count_(&o->runs, 1);
         r = fn(arg);
         s = weft_thread_.scope;
         if (__builtin_expect(s && s->owned, 0))
@@ -357,8 +372,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
                                  __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
                          1)) {
         __atomic_store_n(&f->magic, WEFT_FLOW_CLOSED_, __ATOMIC_RELAXED);
-        __atomic_store_n(&o->open, __atomic_load_n(&o->open, __ATOMIC_RELAXED) - 1,
-                         __ATOMIC_RELAXED);
+        weft_count_((uint64_t *)&o->open, -1);
         return 0;
     }
     return weft_flow_close_rest_((weft_flow *)(void *)f, r);
