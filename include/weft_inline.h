@@ -107,6 +107,7 @@ struct weft_frame_ {
     int64_t          mark; /* the deque's bottom before the push */
     struct weft_ctx *ctx;  /* the joiner's context */
     void            *arg;  /* a's argument */
+    const bool      *owned; /* the scope's owned byte, or a constant false */
 };
 
 /* Per thread: the owner line of the worker this thread is (NULL on any
@@ -198,7 +199,12 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
     struct weft_frame_ jf;
     jf.done = 0;
     jf.flow = weft_thread_.flow;
-    jf.ctx = s ? s->cur : (struct weft_ctx *)0;
+    struct weft_ctx *ctx = s ? s->cur : (struct weft_ctx *)0;
+    jf.ctx = ctx;
+    /* The byte that says b or a made a set: the scope's, or (no scope, on
+     * a NO_CTX pool) a constant false: one compare after each half. */
+    static const bool none_ = 0;
+    jf.owned = s ? &s->owned : &none_;
     int64_t mark = o->bottom;
     jf.mark = mark;
     struct weft_arr_ *arr = o->arr;
@@ -208,14 +214,13 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
     __atomic_store_n(&sl[0], (uintptr_t)a, __ATOMIC_RELAXED);
     __atomic_store_n(&sl[1], (uintptr_t)arg_a, __ATOMIC_RELAXED);
     __atomic_store_n(&sl[2], (uintptr_t)&jf | 2u, __ATOMIC_RELAXED);
-    __atomic_store_n(&sl[3], (uintptr_t)jf.ctx, __ATOMIC_RELAXED);
+    __atomic_store_n(&sl[3], (uintptr_t)ctx, __ATOMIC_RELAXED);
     o->bottom = mark + 1;
     if (__builtin_expect(__atomic_load_n(&o->hint, __ATOMIC_RELAXED) != 0, 0))
         weft_join_more_(o);
     int rb = b(arg_b);
-    s = weft_thread_.scope;
-    if (__builtin_expect(s && s->owned, 0))
-        weft_scope_reset_(s, jf.ctx); /* b set a value: a starts from ctx */
+    if (__builtin_expect(*jf.owned, 0)) /* b set a value: a starts from ctx */
+        weft_scope_reset_(weft_thread_.scope, jf.ctx);
     o = weft_thread_.worker;
     mark = jf.mark;
     /* Taken back at once: a is still our newest, private item (a fork child
@@ -227,9 +232,8 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
         weft_count_(&o->joins, 1);
         jf.result = rb;
         int ra = a(jf.arg);
-        s = weft_thread_.scope;
-        if (__builtin_expect(s && s->owned, 0))
-            weft_scope_reset_(s, jf.ctx);
+        if (__builtin_expect(*jf.owned, 0))
+            weft_scope_reset_(weft_thread_.scope, jf.ctx);
         return ra ? ra : jf.result;
     }
     return weft_join_rest_((struct weft_frame_ *)weft_addr_(&jf), rb);
