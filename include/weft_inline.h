@@ -86,9 +86,12 @@ struct weft_arr_ {
 };
 
 /* mode: the worker's pool has no context snapshots / calls go to the
- * library (tracing). */
+ * library (tracing: set by the tracer; a USDT tracer attached to a probe
+ * the inline paths skip: set by the worker itself, which then also clears
+ * its self, so that the owner checks of spawn and close fail too). */
 #define WEFT_MODE_NO_CTX_ 2u
 #define WEFT_MODE_SLOW_   1u
+#define WEFT_MODE_PROBED_ 4u
 
 /* A context scope (ctx/wctx.h's wctx_scope). */
 struct weft_scope_ {

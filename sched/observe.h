@@ -7,7 +7,8 @@
  * Costs on the hot paths, when compiled in: a counter is a relaxed load and
  * store on the worker's own stats line (no RMW, no fence); a probe is one
  * nop whose arguments are values at hand or loads from the worker's own
- * line (none costs more, so no probe needs a semaphore); a trace hook, with
+ * line (none costs more, so no probe tests its semaphore; the worker's
+ * loop reads some, see ws_probes_poll); a trace hook, with
  * tracing off, is one load of the worker's trace pointer and an untaken
  * branch.
  *
@@ -28,6 +29,11 @@
 /* ---- USDT probes ------------------------------------------------------- */
 #if WS_OBSERVE && defined(__has_include)
 #if __has_include(<sys/sdt.h>)
+/* Every probe has a semaphore (weft_NAME_semaphore, sched/probes.c), which
+ * a tracer increments while it is attached: the probes themselves never
+ * test it (each is one nop); a worker reads the ones of the probes its
+ * inline paths skip, to send them to the library (ws_probes_poll). */
+#define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
 #define WS_HAVE_PROBES 1
 #endif
@@ -35,6 +41,15 @@
 #ifndef WS_HAVE_PROBES
 #define WS_HAVE_PROBES 0
 #endif
+
+/* The probes' semaphores (sched/probes.c), defined in every build (a
+ * build without probes never sets them). */
+#define WS_SEMAPHORES(X) \
+    X(pool_create) X(pool_destroy) X(flow_open) X(flow_close) X(spawn) X(inject) \
+    X(task_begin) X(task_end) X(steal) X(park) X(wake)
+#define WS_SEMAPHORE_DECL(name) extern unsigned short weft_##name##_semaphore;
+WS_SEMAPHORES(WS_SEMAPHORE_DECL)
+#undef WS_SEMAPHORE_DECL
 
 #if WS_HAVE_PROBES
 /* Inline probes: a nop, and its arguments where the code has them (loads
@@ -169,6 +184,38 @@ static inline void ws_flow_closed(ws_worker *w, const void *f, int r)
 {
     WS_PROBE4(flow_close, w->pool, w->index, f, r);
     ws_trace(w, WS_EV_FLOW_CLOSE, (uintptr_t)f, (uintptr_t)(intptr_t)r);
+}
+
+/* ---- probes the inline paths skip --------------------------------------- */
+
+/* Whether a tracer is attached to a probe that weft_inline.h's paths skip
+ * (flow_open, spawn, task_begin, task_end, flow_close): their semaphores,
+ * which the kernel increments (uprobe reference counters) for each
+ * attached tracer. Relaxed: a hint, polled; a tracer attached since is
+ * seen at the next poll. */
+static inline bool ws_probes_attached(void)
+{
+#if WS_HAVE_PROBES
+    return (__atomic_load_n(&weft_flow_open_semaphore, __ATOMIC_RELAXED) |
+            __atomic_load_n(&weft_spawn_semaphore, __ATOMIC_RELAXED) |
+            __atomic_load_n(&weft_task_begin_semaphore, __ATOMIC_RELAXED) |
+            __atomic_load_n(&weft_task_end_semaphore, __ATOMIC_RELAXED) |
+            __atomic_load_n(&weft_flow_close_semaphore, __ATOMIC_RELAXED)) != 0;
+#else
+    return false;
+#endif
+}
+
+/* The worker w itself: sends its inline paths to the library while
+ * ws_probes_attached says so, so that the probes fire for all its work
+ * (ws_probes_switch). Called from w's loop, before each task it starts
+ * there (a root, stolen or injected task): a tracer attached in the middle
+ * of a task sees that task's inline work from the worker's next one. */
+void ws_probes_switch(ws_worker *w, bool on);
+static inline void ws_probes_poll(ws_worker *w)
+{
+    if (WS_UNLIKELY(ws_probes_attached() != w->probed))
+        ws_probes_switch(w, !w->probed);
 }
 
 /* Any thread: starts the trace $WEFT_TRACE asks for, if any, on a new pool

@@ -169,6 +169,7 @@ static void ws_worker_loop(ws_worker *w)
         if (ws_take(w, &it)) {
             ws_spin_end(w, idle, since);
             ws_done_follow(w, &it);
+            ws_probes_poll(w);
             ws_run(w, &it, true);
             idle = 0;
             continue;
@@ -176,6 +177,7 @@ static void ws_worker_loop(ws_worker *w)
         if (ws_find_work(w, &it)) {
             ws_spin_end(w, idle, since);
             ws_done_follow(w, &it);
+            ws_probes_poll(w);
             ws_run(w, &it, false);
             idle = 0;
             continue;

@@ -90,6 +90,7 @@ typedef struct ws_worker {
     int64_t           done_n;
     bool              others;     /* the pool has other workers (thieves) */
     bool              with_ctx;   /* the pool carries context snapshots */
+    bool              probed;     /* inline paths sent to the library (observe.h) */
     pthread_t         thread;
     /* The trace buffer this worker records into, or NULL (sched/trace.c):
      * set by weft_trace_start/stop (release/relaxed), read by the worker. */
@@ -248,7 +249,9 @@ _Static_assert(WS_JOIN == 2, "the inline join tags its frame with 2");
 
 /* The inline join's mode word (deque.user_mode): set bits send joins to
  * the library. */
-_Static_assert(WEFT_MODE_NO_CTX_ != WEFT_MODE_SLOW_, "mode bits");
+_Static_assert(WEFT_MODE_NO_CTX_ != WEFT_MODE_SLOW_ && WEFT_MODE_PROBED_ != WEFT_MODE_SLOW_ &&
+                   WEFT_MODE_PROBED_ != WEFT_MODE_NO_CTX_,
+               "mode bits");
 
 /* ---- thread state ------------------------------------------------------ */
 extern _Thread_local ws_worker *ws_self WS_TLS;
