@@ -79,6 +79,23 @@ void ws_flow_async_complete(ws_flow *f)
         ws_flow_async_defer(f);
 }
 
+/* Pushes the chain first..last (linked by done_next) onto pool's
+ * async_done stack and wakes a worker for it. Any thread; the pool must
+ * stay valid through the notify. */
+static void ws_async_done_push(struct weft_pool *pool, ws_flow *first, ws_flow *last)
+{
+    ws_flow *head = atomic_load_explicit(&pool->async_done, memory_order_relaxed);
+    do
+        last->done_next = head;
+    /* seq_cst: the publishing RMW for ws_notify_after_rmw (pairs with the
+     * seq_cst announce in ws_park_wait, whose recheck loads async_done);
+     * as a release it pairs with the taker's acquire exchange, which then
+     * sees each done_next. After it, the chain is the taker's. */
+    while (!atomic_compare_exchange_weak_explicit(&pool->async_done, &head, first,
+                                                  memory_order_seq_cst, memory_order_relaxed));
+    ws_notify_after_rmw(pool, 1);
+}
+
 void ws_flow_async_defer(ws_flow *f)
 {
     struct weft_pool *pool = f->pool;
@@ -87,16 +104,7 @@ void ws_flow_async_defer(ws_flow *f)
      * as a running done, so that a destroy waits for it as for one. */
     atomic_fetch_add_explicit(&pool->dones_running, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pool->ext_open, 1, memory_order_relaxed);
-    ws_flow *head = atomic_load_explicit(&pool->async_done, memory_order_relaxed);
-    do
-        f->done_next = head;
-    /* seq_cst: the publishing RMW for ws_notify_after_rmw (pairs with the
-     * seq_cst announce in ws_park_wait, whose recheck loads async_done);
-     * as a release it pairs with the taker's acquire exchange, which then
-     * sees done_next. Our last access to f. */
-    while (!atomic_compare_exchange_weak_explicit(&pool->async_done, &head, f, memory_order_seq_cst,
-                                                  memory_order_relaxed));
-    ws_notify_after_rmw(pool, 1);
+    ws_async_done_push(pool, f, f); /* our last access to f */
     /* We may be no worker of the pool (another pool's, or no worker at
      * all): nothing keeps the pool after ext_open drops, so that must be
      * our last touch. The count a destroy waits on goes first (a destroy
@@ -116,14 +124,7 @@ void ws_flow_async_run_list(ws_flow *list)
         ws_flow *last = rest;
         while (last->done_next)
             last = last->done_next;
-        ws_flow *head = atomic_load_explicit(&pool->async_done, memory_order_relaxed);
-        do
-            last->done_next = head;
-        /* seq_cst and then a notify, as in ws_flow_async_defer. The pool
-         * is ours to touch: we are its worker. */
-        while (!atomic_compare_exchange_weak_explicit(&pool->async_done, &head, rest,
-                                                      memory_order_seq_cst, memory_order_relaxed));
-        ws_notify_after_rmw(pool, 1);
+        ws_async_done_push(pool, rest, last); /* ours to touch: we are its worker */
     }
     ws_flow_async_done(list);
 }
