@@ -106,7 +106,8 @@ struct weft_frame_ {
     uint32_t done;
     int      result;
     void    *flow; /* the joiner's current flow */
-    /* The library reads only the fields above. */
+    /* The library's ws_join_frame is the fields above (a thief writes
+     * result, then done); weft_join_rest_ also reads mark and ctx. */
     int64_t          mark; /* the deque's bottom before the push */
     struct weft_ctx *ctx;  /* the joiner's context */
     void            *arg;  /* a's argument */
