@@ -349,6 +349,8 @@ public:
     {
         if (!open_)
             return;
+        if (async_)
+            std::terminate(); /* close_async's done has not run: its tasks use us */
         int rc = weft_flow_close(&f_);
         if (__builtin_expect(rc != 0, 0)) {
             if (rc == EINVAL && still_open())
@@ -406,6 +408,40 @@ public:
             return;
         }
         wait_failed(rc);
+    }
+
+    /* Closes the flow without waiting (weft_flow_close_async), for a thread
+     * that must not block (an event loop): returns at once, and once every
+     * task is done calls done(std::exception_ptr) exactly once, on a worker
+     * of the flow's pool, never inside this call, in the caller's context:
+     * with nullptr, or the first failure as wait() would throw it (a task's
+     * exception, std::system_error with a task's code, or ECANCELED for a
+     * flow canceled without one). done is moved into a small allocation
+     * (std::bad_alloc: nothing changed). Until done is called the flow
+     * object must stay where it is and alive; done may destroy it. done
+     * must not throw (std::terminate). std::system_error(EINVAL): the flow
+     * is not open, or this is called from inside it (one of its tasks): the
+     * flow stays open. */
+    template <class F>
+    void close_async(F &&done)
+    {
+        using D = std::decay_t<F>;
+        static_assert(std::is_invocable_v<D &, std::exception_ptr>,
+                      "weft::flow::close_async: done must take a std::exception_ptr");
+        if (!open_ || async_)
+            detail::throw_error(EINVAL, "weft::flow::close_async: the flow is not open");
+        struct pending {
+            flow *self;
+            D     fn;
+        };
+        auto *p = new pending{this, D(std::forward<F>(done))};
+        async_ = true; /* before the call: done may run at once on a worker */
+        int rc = weft_flow_close_async(&f_, &async_done<pending>, p);
+        if (rc) {
+            async_ = false;
+            delete p;
+            detail::throw_error(rc, "weft::flow::close_async");
+        }
     }
 
     /* weft_flow_cancel: tasks not started are skipped, later spawns too. */
@@ -513,6 +549,33 @@ private:
             h->ops->destroy(detail::payload(h));
         h->ops = dead;
         detail::throw_error(rc, "weft::flow::spawn: weft_spawn");
+    }
+
+    /* close_async's end, on a worker: the flow is done (rc as its close
+     * would say). Released first, so that done may destroy the flow. */
+    template <class P>
+    static void async_done(void *arg, int rc) noexcept
+    {
+        P *p = static_cast<P *>(arg);
+        flow *self = p->self;
+        std::exception_ptr e;
+        self->async_ = false;
+        self->release();
+        if (rc != 0) {
+            if (self->fail_.load(std::memory_order_acquire) == 2) {
+                if (self->code_ == 0)
+                    e = self->take_exception();
+                else
+                    rc = self->code_;
+                self->fail_.store(3, std::memory_order_relaxed); /* reported */
+            }
+            if (!e)
+                e = std::make_exception_ptr(
+                    std::system_error(rc, std::generic_category(), "weft::flow::close_async"));
+        }
+        auto fn = std::move(p->fn);
+        delete p;
+        fn(std::move(e));
     }
 
     [[noreturn]] __attribute__((noinline, cold)) void wait_failed(int rc)
@@ -702,6 +765,7 @@ private:
     std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written, 3 reported */
     int                                code_; /* read only when fail_ is 2 */
     bool                               open_ = false;
+    bool                               async_ = false; /* close_async called, done not yet */
     bool                               slow_ = false; /* release has work: chunks, or walk_local_ */
     bool                               walk_local_ = false;
     std::atomic<bool>                  walk_shared_{false};
