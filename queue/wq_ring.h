@@ -42,8 +42,8 @@ typedef struct wq_ring {
     uint64_t head_seen; /* the producer's alone: a value head had */
     unsigned tag;       /* the user's, set before the ring is shared (sched/:
                          * its index in the pool's rings) */
-    uint64_t mark;      /* the producer's side's: a value of tail (sched/: the
-                         * pushes up to it are counted in the flow) */
+    uint64_t mark;      /* the producer side's, on its line (sched/: tail
+                         * less the flow's spawns not yet counted in it) */
     /* The consumers' line. */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head;
     _Alignas(WQ_CACHELINE) wq_slot slots[WQ_RING_CAP];

@@ -435,14 +435,23 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
             ws_notify_after_rmw(pool, 1);
             return 0;
         }
-        f->local_pending++;
+        /* Counted before the push (a worker may run it at once). With a
+         * ring, a spill is counted on the ring's line too (one less in
+         * mark: ws_flow_ring_count), not on the flow's first line. */
+        if (r)
+            r->mark--;
+        else
+            f->local_pending++;
         err = wq_inject_push(&pool->inject, &it);
         if (!err) {
             WS_PROBE3(inject, pool, f, fn);
             ws_notify_after_rmw(pool, 1);
             return 0;
         }
-        f->local_pending--;
+        if (r)
+            r->mark++;
+        else
+            f->local_pending--;
     } else if (w && w->pool == pool) {
         /* A worker of f's pool that is not its owner: onto our own deque.
          * After the push we touch only our own worker (its pool outlives

@@ -401,8 +401,10 @@ wq_ring *ws_ring_lease(struct weft_pool *p);
  * ring pushes not in local_pending (on the flow's first line, which every
  * worker reads per task: a write per spawn there made each task's reads
  * miss) but as the ring's tail moving on; this adds them to local_pending.
- * A relaxed load: tail's only writer is the opener. For an external flow
- * only (owner NULL: ring is valid). */
+ * A spill into the injection queue (the ring was full) is counted there
+ * too, as one less in mark: tail - mark is the pushes and spills since the
+ * last count. A relaxed load: tail's only writer is the opener. For an
+ * external flow only (owner NULL: ring is valid). */
 static inline void ws_flow_ring_count(ws_flow *f)
 {
     if (!f->owner && f->ring) {
