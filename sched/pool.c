@@ -106,9 +106,10 @@ bool ws_rings_nonempty(struct weft_pool *p)
  * they come reads tail, and the slot lines, right after each push, and so
  * makes the producer's next RMW of tail wait for the line to come back
  * (perf: 73% of a producer's time on that RMW, the worker idle-spinning
- * between single items). "Still pushing" is tail having moved since this
- * worker's last look; a first look after a sleep, or at a ring whose tail
- * stands still, takes at once, so a lone submission waits for nothing. A
+ * between single items). "Still pushing" is tail having moved by two or
+ * more since this worker's last look; a first look after a sleep, or at a
+ * ring whose tail moved by one or stands still, takes at once, so a lone
+ * submission waits for nothing. A
  * deferred search counts as empty for the worker loop (a spin round before
  * the next look), never for parking: ws_rings_nonempty sees the items.
  * The mask is a hint here (relaxed): the parking recheck is what makes a
@@ -141,20 +142,20 @@ static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
         if (t == h)
             continue;
-        if (t - h < WQ_RING_BATCH && w->ring_seen && t != w->ring_seen) {
+        uint64_t seen = w->ring_seen[i];
+        w->ring_seen[i] = t;
+        if (t - h < WQ_RING_BATCH && seen && t - seen >= 2) {
             if (!now)
                 now = ws_now_ns();
             if (!w->ring_defer_since)
                 w->ring_defer_since = now;
             if (now - w->ring_defer_since < WS_RING_DEFER_NS) {
-                w->ring_seen = t;
                 w->ring_look_at = now + WS_RING_LOOK_NS;
                 continue;
             }
         }
         size_t n = wq_ring_pop_batch(r, batch, max);
         if (n) {
-            w->ring_seen = t;
             w->ring_defer_since = 0;
             w->ring_look_at = 0;
             if (i != start || ++w->ring_streak >= WS_RING_STREAK) {
@@ -341,7 +342,7 @@ static void ws_worker_loop(ws_worker *w)
             ws_spin_end(w, idle, since);
             ws_park_wait(p, w);
             /* Woken: the first look at a ring takes what it finds. */
-            w->ring_seen = 0;
+            memset(w->ring_seen, 0, sizeof w->ring_seen);
             w->ring_defer_since = 0;
             w->ring_look_at = 0;
             since = WS_OBSERVE ? ws_now_ns() : 0;

@@ -92,10 +92,10 @@ typedef struct ws_worker {
     unsigned          inject_tick; /* searches left until the injection queue goes first */
     unsigned          ring_next;   /* the leased ring its next search looks at first */
     unsigned          ring_streak; /* batches in a row taken from ring_next */
-    /* Leaving a ring to fill (sched/pool.c ws_rings_take): the tail at the
-     * last look (0: none since a sleep), when the deferring began, and when
-     * to look again (ws_now_ns; 0: at once). */
-    uint64_t          ring_seen;
+    /* Leaving a ring to fill (sched/pool.c ws_rings_take): each ring's tail
+     * at our last look (0: none since a sleep), when the deferring began,
+     * and when to look again (ws_now_ns; 0: at once). */
+    uint64_t          ring_seen[WS_RINGS];
     uint64_t          ring_defer_since;
     uint64_t          ring_look_at;
     /* Batched completions (sched/done.c), the worker's alone: done_n counts
