@@ -84,7 +84,9 @@ static inline bool wq_ring_push(wq_ring *r, const wq_item *it)
 
 /* Any thread: takes up to max (1..WQ_RING_BATCH) of the oldest items into
  * out and returns how many; 0 when the ring looked empty. Lock-free: a
- * retry means another consumer took items. */
+ * retry means another consumer took items. Acquire loads of head and tail,
+ * a release CAS of head (see ring.c for what each pairs with). Wakes
+ * nobody. */
 size_t wq_ring_pop_batch(wq_ring *r, wq_item *out, size_t max);
 
 /* Any thread: whether the ring held items at the moment of the loads

@@ -391,9 +391,10 @@ unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
  * count read zero with acquire (every task ran, so every item of the ring
  * was taken, and the opener's pushes happened before): clears the bit with
  * a release RMW, which the next lessee's CAS pairs with. Wakes nobody.
- * ws_rings_take: a worker of p: a batch from one leased ring (the caller
- * moves it as ws_inject_take does). ws_rings_nonempty: the parking
- * recheck (seq_cst loads). */
+ * ws_rings_nonempty: a worker of p in ws_park_wait's recheck, after its
+ * seq_cst announce: seq_cst loads of the mask, the ring pointers, head and
+ * tail (pairs with the pushes' seq_cst fetch-add and the lease's CAS).
+ * Wakes nobody. (The workers' takes are sched/pool.c's ws_rings_take.) */
 wq_ring *ws_ring_lease(struct weft_pool *p);
 
 /* The closer of f (its opener, or a thread that synchronized with it after
@@ -404,7 +405,7 @@ wq_ring *ws_ring_lease(struct weft_pool *p);
  * A spill into the injection queue (the ring was full) is counted there
  * too, as one less in mark: tail - mark is the pushes and spills since the
  * last count. A relaxed load: tail's only writer is the opener. For an
- * external flow only (owner NULL: ring is valid). */
+ * external flow only (owner NULL: ring is valid). Wakes nobody. */
 static inline void ws_flow_ring_count(ws_flow *f)
 {
     if (!f->owner && f->ring) {
