@@ -39,6 +39,11 @@ static void ws_flow_async_done(ws_flow *f)
     void *arg = f->done_arg;
     struct weft_ctx *ctx = f->done_ctx;
     int err = ws_flow_result(f); /* walks the parents: still held */
+    /* An external opener's ring: its items all ran (the count is zero, and
+     * the acquire load above saw the opener's close_async RMW, after its
+     * last push). Before done: from then on f is the caller's. */
+    if (!f->owner && f->ring)
+        ws_ring_return(pool, f->ring);
     /* Owned, or borrowed and retained by the call (see there). */
     if ((f->flags & WS_FLOW_PIN_OWNED) || f->ctx_pin != ctx)
         wctx_release(f->ctx_pin);
@@ -175,6 +180,7 @@ int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
      * before done has run, which follows our release RMW below. */
     if (f->parent)
         atomic_fetch_add_explicit(&f->parent->state, 2, memory_order_relaxed);
+    ws_flow_ring_count(f); /* an external opener's ring pushes */
     int64_t handed = 2 * f->local_pending;
     f->local_pending = 0;
     /* Release pairs with the acquire load in ws_flow_async_done: done's

@@ -342,7 +342,10 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
         }
         sched_yield();
     }
-    f->base = 0;
+    /* An opener that is no worker at all pushes its own spawns: a ring of
+     * its own for them, while one is free (a worker of another pool spawns
+     * as any other thread does, into the injection queue). */
+    f->ring = w ? NULL : ws_ring_lease(pool);
     f->opener = ws_thread_token();
     ws_flow_pin(f, !(pool->flags & WEFT_POOL_NO_CTX));
     ws_flow_init(f, pool, NULL, ws_cur_flow);
@@ -421,14 +424,34 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
          * thread (or one it synchronized with) closes f, so f and the pool
          * stay while we notify. */
         it.w[2] = (uintptr_t)f | WS_LOCAL;
-        f->local_pending++;
+        /* Our leased ring first: a push there is counted by the ring's
+         * tail (ws_flow_ring_count), not in local_pending. When it is full
+         * (or we have none), the injection queue: we never wait for a
+         * consumer. Both pushes end in a seq_cst RMW that makes the item
+         * visible. */
+        wq_ring *r = f->ring;
+        if (WS_LIKELY(r != NULL) && WS_LIKELY(wq_ring_push(r, &it))) {
+            WS_PROBE3(inject, pool, f, fn);
+            ws_notify_after_rmw(pool, 1);
+            return 0;
+        }
+        /* Counted before the push (a worker may run it at once). With a
+         * ring, a spill is counted on the ring's line too (one less in
+         * mark: ws_flow_ring_count), not on the flow's first line. */
+        if (r)
+            r->mark--;
+        else
+            f->local_pending++;
         err = wq_inject_push(&pool->inject, &it);
         if (!err) {
             WS_PROBE3(inject, pool, f, fn);
             ws_notify_after_rmw(pool, 1);
             return 0;
         }
-        f->local_pending--;
+        if (r)
+            r->mark++;
+        else
+            f->local_pending--;
     } else if (w && w->pool == pool) {
         /* A worker of f's pool that is not its owner: onto our own deque.
          * After the push we touch only our own worker (its pool outlives
@@ -613,6 +636,7 @@ static void ws_flow_drain(ws_flow *f, ws_worker *w)
  * moves into state, where their runners count them down. */
 static inline void ws_flow_hand_over(ws_flow *f)
 {
+    ws_flow_ring_count(f);
     if (f->local_pending) {
         atomic_fetch_add_explicit(&f->state, 2 * f->local_pending, memory_order_relaxed);
         f->local_pending = 0;
@@ -640,6 +664,10 @@ static int ws_flow_finish(ws_flow *f)
         ws_count_open(f->owner, -1); /* we are the owner */
     } else {
         WS_PROBE4(flow_close, pool, -1, f, err);
+        /* The count read zero (acquire): every item of f's ring was taken
+         * and ran, and the opener's pushes came before (see ws.h). */
+        if (f->ring)
+            ws_ring_return(pool, f->ring);
         /* Release pairs with weft_pool_destroy's seq_cst load of ext_open.
          * Our last touch of the pool: a destroy that sees the count drop
          * may free it at once. */

@@ -49,7 +49,7 @@ void ws_futex_wake(void *addr, int n)
 
 static bool ws_work_visible(struct weft_pool *p)
 {
-    if (wq_inject_nonempty(&p->inject))
+    if (wq_inject_nonempty(&p->inject) || ws_rings_nonempty(p))
         return true;
     /* seq_cst pairs with ws_flow_async_defer's push (then its notify). */
     if (atomic_load_explicit(&p->async_done, memory_order_seq_cst))

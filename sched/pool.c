@@ -33,22 +33,168 @@ static uint64_t ws_rand(ws_worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* Takes a batch from the injection queue: the oldest item into out, to run
+/* ---- submission rings --------------------------------------------------- */
+
+wq_ring *ws_ring_lease(struct weft_pool *p)
+{
+    uint64_t m = atomic_load_explicit(&p->rings_leased, memory_order_relaxed);
+    unsigned i;
+    for (;;) {
+        if (m == UINT64_MAX)
+            return NULL;
+        i = (unsigned)__builtin_ctzll(~m);
+        /* seq_cst (acquire and more): see ws.h. Pairs with the release
+         * fetch_and of ws_ring_return and the seq_cst load of the mask in
+         * ws_rings_nonempty. */
+        if (atomic_compare_exchange_weak_explicit(&p->rings_leased, &m, m | (uint64_t)1 << i,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+            break;
+    }
+    /* Relaxed: only the bit's holder writes rings[i], and earlier holders'
+     * stores reached us through the CAS above. */
+    wq_ring *r = atomic_load_explicit(&p->rings[i], memory_order_relaxed);
+    if (!r) {
+        r = wq_ring_new();
+        if (!r) {
+            /* Release, as ws_ring_return: nothing was pushed. */
+            atomic_fetch_and_explicit(&p->rings_leased, ~((uint64_t)1 << i), memory_order_release);
+            return NULL;
+        }
+        r->tag = i;
+        /* seq_cst: pairs with the workers' loads of rings[i] (acquire in
+         * ws_rings_take: the ring's initialization; seq_cst in
+         * ws_rings_nonempty, which must see it once it sees the bit). */
+        atomic_store_explicit(&p->rings[i], r, memory_order_seq_cst);
+    }
+    /* Our flow counts the pushes from here (ws_flow_ring_count). Relaxed:
+     * the last writer of tail handed the ring over to us. */
+    r->mark = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    return r;
+}
+
+void ws_ring_return(struct weft_pool *p, wq_ring *r)
+{
+    /* Release pairs with the next lessee's CAS: our reads and the
+     * producer's pushes (which we synchronized with) come first. */
+    atomic_fetch_and_explicit(&p->rings_leased, ~((uint64_t)1 << r->tag), memory_order_release);
+}
+
+bool ws_rings_nonempty(struct weft_pool *p)
+{
+    /* seq_cst pairs with ws_ring_lease's CAS and store: a ring whose first
+     * push came before our announce in the seq_cst order is seen here. A
+     * bit cleared since means that ring's flow finished: it is empty. */
+    uint64_t m = atomic_load_explicit(&p->rings_leased, memory_order_seq_cst);
+    while (m) {
+        unsigned i = (unsigned)__builtin_ctzll(m);
+        m &= m - 1;
+        wq_ring *r = atomic_load_explicit(&p->rings[i], memory_order_seq_cst);
+        if (r && wq_ring_nonempty(r))
+            return true;
+    }
+    return false;
+}
+
+/* A batch from one of the leased rings. The ring that gave the last batch
+ * is looked at first for up to WS_RING_STREAK batches in a row, then the
+ * next one, so that each producer's ring waits at most that many batches
+ * per ring ahead of it.
+ *
+ * A ring whose producer is still pushing and holds less than a batch is
+ * left to fill, for at most WS_RING_DEFER_NS, looked at no more often than
+ * every WS_RING_LOOK_NS meanwhile: a worker that takes items one by one as
+ * they come reads tail, and the slot lines, right after each push, and so
+ * makes the producer's next RMW of tail wait for the line to come back
+ * (perf: 73% of a producer's time on that RMW, the worker idle-spinning
+ * between single items). "Still pushing" is tail having moved by two or
+ * more since this worker's last look; a first look after a sleep, or at a
+ * ring whose tail moved by one or stands still, takes at once, so a lone
+ * submission waits for nothing. A
+ * deferred search counts as empty for the worker loop (a spin round before
+ * the next look), never for parking: ws_rings_nonempty sees the items.
+ * The mask is a hint here (relaxed): the parking recheck is what makes a
+ * missed ring harmless. */
+enum { WS_RING_STREAK = 8, WS_RING_DEFER_NS = 2000, WS_RING_LOOK_NS = 200 };
+
+static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
+{
+    struct weft_pool *p = w->pool;
+    uint64_t m = atomic_load_explicit(&p->rings_leased, memory_order_relaxed);
+    if (!m)
+        return 0;
+    uint64_t now = 0;
+    if (w->ring_look_at && (now = ws_now_ns()) < w->ring_look_at)
+        return 0;
+    unsigned start = w->ring_next % WS_RINGS;
+    /* Rotate so that bit start comes first. */
+    uint64_t rot = start ? (m >> start) | (m << (WS_RINGS - start)) : m;
+    while (rot) {
+        unsigned k = (unsigned)__builtin_ctzll(rot);
+        rot &= rot - 1;
+        unsigned i = (start + k) % WS_RINGS;
+        /* Acquire pairs with ws_ring_lease's seq_cst store: the ring is
+         * initialized. */
+        wq_ring *r = atomic_load_explicit(&p->rings[i], memory_order_acquire);
+        if (!r)
+            continue;
+        /* Relaxed: only a heuristic; the pop reads them again. */
+        uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+        if (t == h)
+            continue;
+        uint64_t seen = w->ring_seen[i];
+        w->ring_seen[i] = t;
+        if (t - h < WQ_RING_BATCH && seen && t - seen >= 2) {
+            if (!now)
+                now = ws_now_ns();
+            if (!w->ring_defer_since)
+                w->ring_defer_since = now;
+            if (now - w->ring_defer_since < WS_RING_DEFER_NS) {
+                w->ring_look_at = now + WS_RING_LOOK_NS;
+                continue;
+            }
+        }
+        size_t n = wq_ring_pop_batch(r, batch, max);
+        if (n) {
+            w->ring_defer_since = 0;
+            w->ring_look_at = 0;
+            if (i != start || ++w->ring_streak >= WS_RING_STREAK) {
+                w->ring_streak = 0;
+                w->ring_next = i == start ? i + 1 : i;
+            }
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* Takes a batch from the injection queue (first, when inject_first) or a
+ * leased submission ring: the oldest item into out, to run
  * now, the rest onto our deque, where we take them oldest first and peers
  * steal them (all published at once). A WS_LOCAL item there is an external opener's: counted in its
  * local_pending, which only that thread touches, so on our deque it becomes
  * WS_REMOTE, which ws_run counts down in state also when it comes back
  * "popped" (as it does for every injected item it is handed directly). We
  * take no more than the deque has room for, so nothing can fail. */
-static bool ws_inject_take(ws_worker *w, wq_item *out)
+static bool ws_inject_take(ws_worker *w, wq_item *out, bool inject_first)
 {
     wq_deque *d = &w->deque;
     int64_t room = wq_deque_room(d);
     if (room < WQ_INJECT_BATCH - 1)
         room = d->arr->mask + 1 - wq_deque_size(d); /* refresh top_seen */
     size_t max = room >= WQ_INJECT_BATCH - 1 ? WQ_INJECT_BATCH : (size_t)room + 1;
+    _Static_assert((int)WQ_RING_BATCH == (int)WQ_INJECT_BATCH, "one batch size");
     wq_item batch[WQ_INJECT_BATCH];
-    size_t n = wq_inject_pop_batch(&w->pool->inject, batch, max);
+    size_t n;
+    if (inject_first) {
+        n = wq_inject_pop_batch(&w->pool->inject, batch, max);
+        if (!n)
+            n = ws_rings_take(w, batch, max);
+    } else {
+        n = ws_rings_take(w, batch, max);
+        if (!n)
+            n = wq_inject_pop_batch(&w->pool->inject, batch, max);
+    }
     if (!n)
         return false;
     *out = batch[0];
@@ -90,7 +236,7 @@ bool ws_find_work(ws_worker *w, wq_item *out)
      * whole job. */
     if (WS_UNLIKELY(--w->inject_tick == 0)) {
         w->inject_tick = WS_INJECT_TICK;
-        if (ws_inject_take(w, out))
+        if (ws_inject_take(w, out, true))
             return true;
     }
     if (n > 1) {
@@ -113,7 +259,7 @@ bool ws_find_work(ws_worker *w, wq_item *out)
             }
         }
     }
-    return ws_inject_take(w, out);
+    return ws_inject_take(w, out, false);
 }
 
 /* Called where a worker returns into the scheduler from a task: in a
@@ -197,6 +343,10 @@ static void ws_worker_loop(ws_worker *w)
         } else {
             ws_spin_end(w, idle, since);
             ws_park_wait(p, w);
+            /* Woken: the first look at a ring takes what it finds. */
+            memset(w->ring_seen, 0, sizeof w->ring_seen);
+            w->ring_defer_since = 0;
+            w->ring_look_at = 0;
             since = WS_OBSERVE ? ws_now_ns() : 0;
             idle = WS_SPIN_ROUNDS; /* woken: look around, yield, then sleep again */
         }
@@ -328,6 +478,8 @@ static void ws_pool_free(struct weft_pool *p)
         free(p->workers);
     }
     wq_inject_destroy(&p->inject); /* nothing when its init failed */
+    for (unsigned i = 0; i < WS_RINGS; i++)
+        wq_ring_free(atomic_load_explicit(&p->rings[i], memory_order_relaxed));
     free(p);
 }
 
@@ -387,6 +539,9 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     atomic_init(&p->cancel_epoch, 1);
     atomic_init(&p->ext_open, 0);
     atomic_init(&p->async_done, NULL);
+    atomic_init(&p->rings_leased, 0);
+    for (unsigned i = 0; i < WS_RINGS; i++)
+        atomic_init(&p->rings[i], NULL);
     atomic_init(&p->dones_running, 0);
     atomic_init(&p->closing, 0);
     atomic_init(&p->stopping, 0);

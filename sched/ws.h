@@ -16,6 +16,7 @@
 #include "ctx/wctx.h"
 #include "queue/wq_deque.h"
 #include "queue/wq_inject.h"
+#include "queue/wq_ring.h"
 
 #define WS_TLS __attribute__((tls_model("initial-exec")))
 #define WS_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -33,6 +34,11 @@
 
 /* The injection queue's blocks hold 2^8 items (about 9 KiB a block). */
 #define WS_INJECT_LOG2_BLOCK 8
+
+/* Submission rings a pool may lease to external openers (one bit each in
+ * rings_leased): each WQ_RING_CAP items, allocated on first lease, freed
+ * with the pool. */
+#define WS_RINGS 64
 
 /* ---- task items (four words in the deque and the injection queue) ------ */
 /* w[0] fn, w[1] arg, w[2] flow or join frame | kind | WS_PINNED,
@@ -84,6 +90,14 @@ typedef struct ws_worker {
     uintptr_t         nest_limit; /* stealing while waiting stops below this sp */
     _Atomic(uint32_t) *sleepers;  /* &pool->park.sleepers, one load closer */
     unsigned          inject_tick; /* searches left until the injection queue goes first */
+    unsigned          ring_next;   /* the leased ring its next search looks at first */
+    unsigned          ring_streak; /* batches in a row taken from ring_next */
+    /* Leaving a ring to fill (sched/pool.c ws_rings_take): each ring's tail
+     * at our last look (0: none since a sleep), when the deferring began,
+     * and when to look again (ws_now_ns; 0: at once). */
+    uint64_t          ring_seen[WS_RINGS];
+    uint64_t          ring_defer_since;
+    uint64_t          ring_look_at;
     /* Batched completions (sched/done.c), the worker's alone: done_n counts
      * (2 a task) of done_flow's tasks not yet taken out of its state. */
     struct weft_flow_rec_ *done_flow; /* a ws_flow */
@@ -128,6 +142,15 @@ struct weft_pool {
 
     wq_inject inject;
 
+    /* Submission rings (docs/inject.md, "Submission rings"). Bit i of
+     * rings_leased: ring i is leased to an external flow, which may have
+     * items in it; a clear bit's ring is empty. Set and cleared with
+     * seq_cst RMWs at flow open and finish (ws_ring_lease, ws_ring_return),
+     * read by every search that finds nothing on the deques. rings[i]:
+     * allocated by the first lessee of bit i, never freed before the pool. */
+    _Alignas(WQ_CACHELINE) _Atomic(uint64_t) rings_leased;
+    _Atomic(wq_ring *) rings[WS_RINGS];
+
     /* Async-closed flows whose count reached zero where their done could
      * not run (off the pool's workers, or in the weft_flow_close_async call
      * itself): a stack linked through done_next, pushed by any thread,
@@ -160,7 +183,10 @@ typedef struct weft_flow_rec_ {
     ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
     struct weft_flow_rec_ *parent; /* flow of the task that opened it */
     struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
-    int64_t           base;    /* owner's deque bottom at open */
+    union {
+        int64_t       base;    /* owner's deque bottom at open (owner set) */
+        wq_ring      *ring;    /* the ring leased at open, or NULL (owner NULL) */
+    };
     int64_t           local_pending; /* written by the opening thread only */
     const void       *opener;  /* ws_thread_token() of the opening thread;
                                 * set only when owner is NULL */
@@ -355,6 +381,45 @@ void ws_futex_wake(void *addr, int n);
 unsigned ws_default_workers(void);
 struct weft_pool *ws_default_pool(int *err); /* NULL: *err says why */
 unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
+
+/* ---- submission rings (sched/pool.c) -----------------------------------
+ * ws_ring_lease: the external thread opening a flow on p (ws_flow_open_slow),
+ * once per open: a ring of p for it alone to push into, or NULL (all 64
+ * leased, or no memory: the flow uses the injection queue). The bit is set
+ * with a seq_cst CAS (acquire: the previous lessee's pushes and the
+ * consumers' head CASes it saw come before ours; seq_cst: a parking
+ * worker's recheck that follows our first push's notify sees the bit).
+ * Wakes nobody.
+ * ws_ring_return: whoever finishes a flow that leased r, after the flow's
+ * count read zero with acquire (every task ran, so every item of the ring
+ * was taken, and the opener's pushes happened before): clears the bit with
+ * a release RMW, which the next lessee's CAS pairs with. Wakes nobody.
+ * ws_rings_nonempty: a worker of p in ws_park_wait's recheck, after its
+ * seq_cst announce: seq_cst loads of the mask, the ring pointers, head and
+ * tail (pairs with the pushes' seq_cst fetch-add and the lease's CAS).
+ * Wakes nobody. (The workers' takes are sched/pool.c's ws_rings_take.) */
+wq_ring *ws_ring_lease(struct weft_pool *p);
+
+/* The closer of f (its opener, or a thread that synchronized with it after
+ * its last spawn), as it hands f's local count over: the opener counts its
+ * ring pushes not in local_pending (on the flow's first line, which every
+ * worker reads per task: a write per spawn there made each task's reads
+ * miss) but as the ring's tail moving on; this adds them to local_pending.
+ * A spill into the injection queue (the ring was full) is counted there
+ * too, as one less in mark: tail - mark is the pushes and spills since the
+ * last count. A relaxed load: tail's only writer is the opener. For an
+ * external flow only (owner NULL: ring is valid). Wakes nobody. */
+static inline void ws_flow_ring_count(ws_flow *f)
+{
+    if (!f->owner && f->ring) {
+        wq_ring *r = f->ring;
+        uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        f->local_pending += (int64_t)(t - r->mark);
+        r->mark = t;
+    }
+}
+void ws_ring_return(struct weft_pool *p, wq_ring *r);
+bool ws_rings_nonempty(struct weft_pool *p);
 
 /* ---- publishing and waking (sched/park.c) ------------------------------
  * The rule that keeps "no idle core while work is stealable": every store

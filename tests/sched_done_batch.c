@@ -5,10 +5,13 @@
  * and whenever it finds nothing to do, or a close waits for a count
  * nobody will hand over.
  *
- *   - switch: on a one-worker pool, flow D's tasks gate and d1, then flow
- *     E's task e1 are queued; gate holds the worker until all three are.
- *     e1 waits until D's close has returned. The worker runs gate and d1
- *     (counting them for D), then e1: unless it hands D's counts over
+ *   - switch: on a one-worker pool, flow D's task gate runs and spawns
+ *     d1 into D (onto the worker's own deque, so that the worker takes it
+ *     next: external submissions of different flows may be taken in any
+ *     order, since each external opener has a ring of its own), then
+ *     flow E's task e1 is queued; gate holds the worker until all three
+ *     are. e1 waits until D's close has returned. The worker runs gate and
+ *     d1 (counting them for D), then e1: unless it hands D's counts over
  *     before e1, D's close waits for e1, which waits for D's close (a hang:
  *     the watchdog reports it).
  *   - idle: rounds of an external flow with 1..3 tasks on 1- and 2-worker
@@ -25,20 +28,22 @@
 
 /* ---- switch --------------------------------------------------------------- */
 
-static atomic_int gate_open, d_closed, d1_ran, e1_ran;
-
-static int gate_task(void *p)
-{
-    (void)p;
-    while (!atomic_load(&gate_open))
-        sleep_us(100);
-    return 0;
-}
+static atomic_int gate_open, d_closed, d1_ran, e1_ran, d1_spawned;
 
 static int d1_task(void *p)
 {
     (void)p;
     atomic_store(&d1_ran, 1);
+    return 0;
+}
+
+/* D's first task: spawns d1 into D (p), then holds the worker. */
+static int gate_task(void *p)
+{
+    CHECK_EQ(weft_spawn((weft_flow *)p, d1_task, NULL), 0);
+    atomic_store(&d1_spawned, 1);
+    while (!atomic_load(&gate_open))
+        sleep_us(100);
     return 0;
 }
 
@@ -56,14 +61,13 @@ typedef struct dsub {
     atomic_int spawned;
 } dsub;
 
-/* Opens D, spawns gate and d1, says so, closes D, says so. */
+/* Opens D, spawns gate (which spawns d1), closes D, says so. */
 static void *d_thread(void *p)
 {
     dsub *s = p;
     weft_flow d;
     CHECK_EQ(weft_flow_open(&d, s->pool), 0);
-    CHECK_EQ(weft_spawn(&d, gate_task, NULL), 0); /* holds the worker */
-    CHECK_EQ(weft_spawn(&d, d1_task, NULL), 0);
+    CHECK_EQ(weft_spawn(&d, gate_task, &d), 0); /* holds the worker */
     atomic_store(&s->spawned, 1);
     CHECK_EQ(weft_flow_close(&d), 0);
     CHECK_EQ(atomic_load(&d1_ran), 1);
@@ -83,11 +87,12 @@ static void test_switch(void)
         atomic_store(&d_closed, 0);
         atomic_store(&d1_ran, 0);
         atomic_store(&e1_ran, 0);
+        atomic_store(&d1_spawned, 0);
         weft_flow e;
         dsub s = {.pool = pool};
         atomic_init(&s.spawned, 0);
         pthread_t t = start_thread(d_thread, &s);
-        while (!atomic_load(&s.spawned))
+        while (!atomic_load(&s.spawned) || !atomic_load(&d1_spawned))
             sleep_us(100);
         CHECK_EQ(weft_flow_open(&e, pool), 0);
         CHECK_EQ(weft_spawn(&e, e1_task, NULL), 0); /* queued after d1 */
