@@ -36,7 +36,7 @@ struct counted {
 // What one done saw.
 struct seen {
     std::atomic<int>   calls{0};
-    std::atomic<bool>  in_call{false}; // close_async had not returned yet
+    std::thread::id    thread;          // where done ran
     int                worker = -2;
     long               ran_then = -1;
     long               live_then = -1;
@@ -59,21 +59,20 @@ void run_ok(weft::pool &p, long n)
     auto *f = new weft::flow(p);
     for (long i = 0; i < n; i++)
         f->spawn(counted{&ran});
-    s.in_call = true;
     f->close_async([&s, &ran, f](std::exception_ptr e) {
         s.worker = weft_worker_index();
+        s.thread = std::this_thread::get_id();
         s.ran_then = ran.load(std::memory_order_relaxed);
         s.live_then = live.load(std::memory_order_relaxed);
-        CHECK(!s.in_call.load(std::memory_order_relaxed));
         s.e = e;
         delete f; // done may destroy the flow
         s.calls.fetch_add(1, std::memory_order_release);
     });
-    s.in_call = false;
     wait_for(s);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     CHECK_EQ(s.calls.load(), 1);
-    CHECK(s.worker >= 0);
+    CHECK(s.worker >= 0); // on a worker, so never inside the call (this thread is none)
+    CHECK(s.thread != std::this_thread::get_id());
     CHECK_EQ(s.ran_then, n);
     CHECK_EQ(s.live_then, 0);
     CHECK(!s.e);

@@ -1065,8 +1065,28 @@ static void *join_thread_main(void *arg)
     return NULL;
 }
 
-/* weft_join off a worker, on the default pool with its ring full, so that
- * its spawns take the overflow list's allocation. */
+/* White-box: the items waiting in d's leased submission rings other than
+ * the one flow f leased. */
+static uint64_t ring_items_besides(weft_pool *d, weft_flow *f)
+{
+    struct weft_pool *p = (struct weft_pool *)d;
+    const wq_ring *mine = ((ws_flow *)(void *)f)->ring;
+    uint64_t m = atomic_load_explicit(&p->rings_leased, memory_order_acquire), n = 0;
+    while (m) {
+        unsigned i = (unsigned)__builtin_ctzll(m);
+        m &= m - 1;
+        wq_ring *r = atomic_load_explicit(&p->rings[i], memory_order_acquire);
+        if (r && r != mine)
+            n += atomic_load_explicit(&r->tail, memory_order_acquire) -
+                 atomic_load_explicit(&r->head, memory_order_acquire);
+    }
+    return n;
+}
+
+/* weft_join off a worker, on the default pool while a gate holds its
+ * workers and a flow fills the injection queue: its flow leases a
+ * submission ring (the first time: an allocation), or, with none to be
+ * had, its spawns take the injection queue's allocations. */
 static void default_pool_join(void)
 {
     weft_pool *d = weft_default_pool(); /* made before round 0: no allocation */
@@ -1087,10 +1107,13 @@ static void default_pool_join(void)
     join_thread_arg ja;
     atomic_init(&ja.done, 0);
     pthread_t t = start_own_thread(join_thread_main, &ja);
-    /* Open the gate once the join has made its two spawns (or gave up). */
+    /* Open the gate once the join has made its two spawns: into a ring of
+     * its own (seen there), or into the injection queue (two allocation
+     * calls at least), or it gave up (done). */
     double end = now_s() + 2;
     while (!atomic_load_explicit(&ja.done, memory_order_acquire) &&
-           atomic_load_explicit(&fa_calls, memory_order_relaxed) < calls0 + 2 && now_s() < end)
+           atomic_load_explicit(&fa_calls, memory_order_relaxed) < calls0 + 2 &&
+           ring_items_besides(d, &f.f) < 2 && now_s() < end)
         sleep_us(50);
     atomic_store_explicit(&g.open, 1, memory_order_release);
     tf_close(&f);
