@@ -121,11 +121,13 @@ void misuse(weft::pool &p)
     seen s;
     {
         auto *f = new weft::flow(p);
-        f->spawn([] {});
         std::atomic<bool> second{false};
-        f->close_async([&s, &second, f](std::exception_ptr) {
+        /* The flow is not done before the second call has been made. */
+        f->spawn([&second] {
             while (!second.load(std::memory_order_acquire))
-                std::this_thread::yield(); /* the second call is made first */
+                std::this_thread::yield();
+        });
+        f->close_async([&s, f](std::exception_ptr) {
             delete f;
             s.calls.fetch_add(1, std::memory_order_release);
         });
