@@ -340,9 +340,11 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
     weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f;
     int r = 0;
     int64_t b;
-    /* After each task, the worker and the scope are read again from this
-     * thread's TLS (the task leaves them as it found them): only the flow's
-     * address has to live across the task in a saved register. */
+    /* After each task the scope is read again from this thread's TLS (the
+     * task leaves it as it found it); the owner line stays in a register
+     * (read again, it made every task's check wait on two dependent loads).
+     * In a fork child of the worker the library's split_own of INT64_MAX
+     * stops the loop, and the rest exits it. */
     while ((b = o->bottom) > f->base) {
         uintptr_t *sl = (uintptr_t *)(void *)(o->arr + 1) + 4 * ((b - 1) & o->arr->mask);
         if (__builtin_expect(b <= o->split_own ||
@@ -360,11 +362,9 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
         s = weft_thread_.scope;
         if (__builtin_expect(s && s->owned, 0))
             weft_scope_reset_(s, f->pin); /* the task set a value */
-        o = weft_thread_.worker;
         /* After the last task the check below covers cancellation (after
-         * its state load, as it must be); between tasks, this one. A fork
-         * child of the worker is no worker: the library exits it. */
-        if (__builtin_expect(r != 0 || !o, 0) || o->bottom <= f->base)
+         * its state load, as it must be); between tasks, this one. */
+        if (__builtin_expect(r != 0, 0) || o->bottom <= f->base)
             break;
         if (__builtin_expect(__atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) !=
                                  __atomic_load_n(f->epoch, __ATOMIC_ACQUIRE) << 1,
@@ -373,7 +373,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
     }
     weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f->parent;
     /* Acquire pairs with the release decrements of remote completions. */
-    if (__builtin_expect(r == 0 && o && o->bottom <= f->base && f->local_pending == 0 &&
+    if (__builtin_expect(r == 0 && o->bottom <= f->base && f->local_pending == 0 &&
                              !(f->flags & WEFT_FLOW_PIN_OWNED_) &&
                              __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) == 0 &&
                              __atomic_load_n(&f->cancel_cache, __ATOMIC_RELAXED) ==
