@@ -558,21 +558,9 @@ private:
     {
         P *p = static_cast<P *>(arg);
         flow *self = p->self;
-        std::exception_ptr e;
         self->async_ = false;
         self->release();
-        if (rc != 0) {
-            if (self->fail_.load(std::memory_order_acquire) == 2) {
-                if (self->code_ == 0)
-                    e = self->take_exception();
-                else
-                    rc = self->code_;
-                self->fail_.store(3, std::memory_order_relaxed); /* reported */
-            }
-            if (!e)
-                e = std::make_exception_ptr(
-                    std::system_error(rc, std::generic_category(), "weft::flow::close_async"));
-        }
+        std::exception_ptr e = rc ? self->failure(rc, "weft::flow::close_async") : nullptr;
         auto fn = std::move(p->fn);
         delete p;
         fn(std::move(e));
@@ -583,13 +571,22 @@ private:
         if (rc == EINVAL && still_open())
             detail::throw_error(EINVAL, "weft::flow::wait: called from inside the flow");
         release();
+        std::rethrow_exception(failure(rc, "weft::flow::wait"));
+    }
+
+    /* After release, for a close that returned rc (nonzero): what to report,
+     * the first failure (a task's exception, or std::system_error with its
+     * code) or std::system_error(rc); marks the failure reported. What
+     * wait() throws and what close_async's done gets. */
+    std::exception_ptr failure(int rc, const char *what) noexcept
+    {
         if (fail_.load(std::memory_order_acquire) == 2) {
             if (code_ == 0)
-                std::rethrow_exception(take_exception());
+                return take_exception(); /* marks it reported */
             rc = code_;
             fail_.store(3, std::memory_order_relaxed); /* reported */
         }
-        detail::throw_error(rc, "weft::flow::wait");
+        return std::make_exception_ptr(std::system_error(rc, std::generic_category(), what));
     }
 
     /* The stored exception, out of its slot (constructed only by fail). */
