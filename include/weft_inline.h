@@ -139,13 +139,6 @@ WEFT_API void weft_scope_reset_(struct weft_scope_ *s, struct weft_ctx *ctx);
 WEFT_API int  weft_flow_close_rest_(weft_flow *flow, int r);
 
 #ifndef WEFT_NO_INLINE
-/* Plain C casts, also when a C++ program includes this (its -Wold-style-cast
- * is about its own code). */
-#if defined(__cplusplus)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#endif
-
 /* C casts and 0 pointers are what this file has to be, for C and C++ both:
  * keep the stricter C++ warnings of a consumer's build quiet here. */
 #ifdef __cplusplus
@@ -383,7 +376,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
         weft_count_((uint64_t *)&o->open, -1);
         return 0;
     }
-    return weft_flow_close_rest_((weft_flow *)(void *)f, r);
+    return weft_flow_close_rest_(flow, r);
 }
 
 /* Calls through function-like macros (variadic, so that C++ template
@@ -396,10 +389,6 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
 #define weft_flow_close(...) weft_flow_close_inline_(__VA_ARGS__)
 
 #ifdef __cplusplus
-#pragma GCC diagnostic pop
-#endif
-
-#if defined(__cplusplus)
 #pragma GCC diagnostic pop
 #endif
 #endif /* WEFT_NO_INLINE */
