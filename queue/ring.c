@@ -19,12 +19,9 @@ wq_ring *wq_ring_new(void)
     wq_ring *r = aligned_alloc(WQ_CACHELINE, sizeof *r);
     if (!r)
         return NULL;
-    memset(r, 0, sizeof *r);
+    memset(r, 0, sizeof *r); /* head_seen, tag, mark */
     atomic_init(&r->tail, 0);
     atomic_init(&r->head, 0);
-    r->head_seen = 0;
-    r->tag = 0;
-    r->mark = 0;
     return r;
 }
 

@@ -400,6 +400,13 @@ unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
  * Wakes nobody. (The workers' takes are sched/pool.c's ws_rings_take.) */
 wq_ring *ws_ring_lease(struct weft_pool *p);
 
+/* Any thread that may read f's fields: the ring f leased at open, or NULL
+ * (an owner's flow keeps its base in that word instead). */
+static inline wq_ring *ws_flow_ring(const ws_flow *f)
+{
+    return f->owner ? NULL : f->ring;
+}
+
 /* The closer of f (its opener, or a thread that synchronized with it after
  * its last spawn), as it hands f's local count over: the opener counts its
  * ring pushes not in local_pending (on the flow's first line, which every
@@ -411,8 +418,8 @@ wq_ring *ws_ring_lease(struct weft_pool *p);
  * external flow only (owner NULL: ring is valid). Wakes nobody. */
 static inline void ws_flow_ring_count(ws_flow *f)
 {
-    if (!f->owner && f->ring) {
-        wq_ring *r = f->ring;
+    wq_ring *r = ws_flow_ring(f);
+    if (r) {
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
         f->local_pending += (int64_t)(t - r->mark);
         r->mark = t;
