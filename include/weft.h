@@ -202,14 +202,16 @@ WEFT_API int weft_trace_stop(weft_pool *pool);
 /* A task: returns 0, or an error code of the caller's choosing. */
 typedef int (*weft_fn)(void *arg);
 
-/* Caller-allocated; the stack is fine. Its contents are private. */
+/* Caller-allocated; the stack is fine. Its contents are private. (192
+ * bytes, so that what other threads use sits on lines of its own wherever
+ * the flow is: sched/ws.h.) */
 #ifdef __cplusplus
 #define WEFT_ALIGNAS_(n) alignas(n)
 #else
 #define WEFT_ALIGNAS_(n) _Alignas(n)
 #endif
 typedef struct weft_flow {
-    WEFT_ALIGNAS_(16) uint64_t opaque_[16];
+    WEFT_ALIGNAS_(16) uint64_t opaque_[24];
 } weft_flow;
 
 /* Opens a flow on pool (NULL: the calling worker's pool, else the default

@@ -19,7 +19,7 @@ wq_ring *wq_ring_new(void)
     wq_ring *r = aligned_alloc(WQ_CACHELINE, sizeof *r);
     if (!r)
         return NULL;
-    memset(r, 0, sizeof *r); /* head_seen, tag, mark */
+    memset(r, 0, sizeof *r); /* head_seen, tag, mark, common */
     atomic_init(&r->tail, 0);
     atomic_init(&r->head, 0);
     return r;
@@ -47,8 +47,11 @@ size_t wq_ring_pop_batch(wq_ring *r, wq_item *out, size_t max)
         uint64_t n = t - h;
         if (n > max)
             n = max;
-        for (uint64_t k = 0; k < n; k++)
-            wq_slot_load_(&r->slots[(h + k) & (WQ_RING_CAP - 1)], &out[k]);
+        for (uint64_t k = 0; k < n; k++) {
+            _Atomic(uintptr_t) *s = r->slots[(h + k) & (WQ_RING_CAP - 1)];
+            out[k].w[0] = atomic_load_explicit(&s[0], memory_order_relaxed);
+            out[k].w[1] = atomic_load_explicit(&s[1], memory_order_relaxed);
+        }
         WQ_RING_TEST_HOOK(r);
         /* Release pairs with the producer's acquire load of head (when it
          * looks full): our slot loads come before its rewrites of them.
@@ -58,7 +61,15 @@ size_t wq_ring_pop_batch(wq_ring *r, wq_item *out, size_t max)
          * rewrites slot h + k only after seeing head > h + k, has not
          * touched them. */
         if (atomic_compare_exchange_weak_explicit(&r->head, &h, h + n, memory_order_release,
-                                                  memory_order_acquire))
+                                                  memory_order_acquire)) {
+            /* Ours now: common is what their producer set before pushing
+             * them (our acquire load of tail saw the pushes), and nobody
+             * sets it again before they have run (wq_ring_set_common). */
+            for (uint64_t k = 0; k < n; k++) {
+                out[k].w[2] = r->common[0];
+                out[k].w[3] = r->common[1];
+            }
             return (size_t)n;
+        }
     }
 }

@@ -4,7 +4,12 @@
  * (docs/inject.md, "Submission rings", has the argument).
  *
  * head and tail are monotonic 64-bit counters (they never wrap in practice:
- * 2^64 items), each on a line of its own; slot i % WQ_RING_CAP holds item i.
+ * 2^64 items), each on a line of its own; slot i % WQ_RING_CAP holds words
+ * 0 and 1 of item i. Words 2 and 3 are the same for every item of one
+ * producer's stream (sched/: the flow and its pinned context), so the ring
+ * keeps them once (wq_ring_set_common) and its slots are two words: four
+ * items per cache line, half the lines a producer must win back from the
+ * consumers that read them last lap.
  * The producer writes slot tail, then advances tail with one seq_cst RMW;
  * a consumer reads head, tail, up to WQ_RING_BATCH slots, and claims them
  * with one CAS of head. A consumer that loses the CAS discards what it read
@@ -26,7 +31,7 @@
 #include <stdint.h>
 #include "queue/wq_deque.h"
 
-/* Slots per ring (a power of two): 32 KiB of slots. A test that compiles
+/* Slots per ring (a power of two): 16 KiB of slots. A test that compiles
  * queue/ring.c in itself may choose fewer. */
 #ifndef WQ_RING_LOG2
 #define WQ_RING_LOG2 10
@@ -44,9 +49,12 @@ typedef struct wq_ring {
                          * its index in the pool's rings) */
     uint64_t mark;      /* the producer side's, on its line (sched/: tail
                          * less the flow's spawns not yet counted in it) */
-    /* The consumers' line. */
+    /* The consumers' line: head, and words 2 and 3 of every item (written
+     * by wq_ring_set_common, read by a consumer after its CAS of head). */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head;
-    _Alignas(WQ_CACHELINE) wq_slot slots[WQ_RING_CAP];
+    uintptr_t common[2];
+    /* Words 0 and 1 of item i in slots[i % WQ_RING_CAP]. */
+    _Alignas(WQ_CACHELINE) _Atomic(uintptr_t) slots[WQ_RING_CAP][2];
 } wq_ring;
 
 /* A new, empty ring (64-byte aligned, zeroed), or NULL. Free with
@@ -54,7 +62,19 @@ typedef struct wq_ring {
 wq_ring *wq_ring_new(void);
 void wq_ring_free(wq_ring *r);
 
-/* The producer only. Puts it at tail and returns true, or returns false
+/* The producer only, while the ring is empty and no consumer can still be
+ * between its CAS of head and its reads of common (sched/: at the lease,
+ * before the first push; every item of the previous lessee has run):
+ * words 2 and 3 of the items it pushes from now on. Plain stores: a
+ * consumer reads them after taking an item pushed after this, and the
+ * push's release and its acquire of tail order them. Wakes nobody. */
+static inline void wq_ring_set_common(wq_ring *r, uintptr_t w2, uintptr_t w3)
+{
+    r->common[0] = w2;
+    r->common[1] = w3;
+}
+
+/* The producer only. Puts item (w0, w1, common...) at tail and returns true, or returns false
  * (nothing written) when the ring is full. The publishing operation is a
  * seq_cst RMW of tail: release, so the slot's stores come before a
  * consumer's acquire load of tail that sees the new value; seq_cst, so a
@@ -62,7 +82,7 @@ void wq_ring_free(wq_ring *r);
  * ws_notify_after_rmw) is the publisher's half of the Dekker pairing with a
  * parking worker's announce-then-recheck (wq_ring_nonempty). Wakes nobody
  * itself. */
-static inline bool wq_ring_push(wq_ring *r, const wq_item *it)
+static inline bool wq_ring_push(wq_ring *r, uintptr_t w0, uintptr_t w1)
 {
     /* Relaxed: we are tail's only writer (a previous producer's last
      * write reached us through the lease hand-off). */
@@ -75,7 +95,9 @@ static inline bool wq_ring_push(wq_ring *r, const wq_item *it)
         if (t - r->head_seen >= WQ_RING_CAP)
             return false;
     }
-    wq_slot_store_(&r->slots[t & (WQ_RING_CAP - 1)], it);
+    _Atomic(uintptr_t) *s = r->slots[t & (WQ_RING_CAP - 1)];
+    atomic_store_explicit(&s[0], w0, memory_order_relaxed);
+    atomic_store_explicit(&s[1], w1, memory_order_relaxed);
     /* seq_cst RMW: see above. Pairs with the consumers' acquire loads of
      * tail (wq_ring_pop_batch) and the seq_cst ones of wq_ring_nonempty. */
     atomic_fetch_add_explicit(&r->tail, 1, memory_order_seq_cst);
@@ -83,7 +105,7 @@ static inline bool wq_ring_push(wq_ring *r, const wq_item *it)
 }
 
 /* Any thread: takes up to max (1..WQ_RING_BATCH) of the oldest items into
- * out and returns how many; 0 when the ring looked empty. Lock-free: a
+ * out (all four words) and returns how many; 0 when the ring looked empty. Lock-free: a
  * retry means another consumer took items. Acquire loads of head and tail,
  * a release CAS of head (see ring.c for what each pairs with). Wakes
  * nobody. */

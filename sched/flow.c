@@ -349,6 +349,12 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
     f->opener = ws_thread_token();
     ws_flow_pin(f, !(pool->flags & WEFT_POOL_NO_CTX));
     ws_flow_init(f, pool, NULL, ws_cur_flow);
+    /* The ring carries the item words every ring push shares: the flow,
+     * and the pin (a spawn under another context goes to the injection
+     * queue, weft_spawn). The ring is empty: its last lessee finished. */
+    if (f->ring)
+        wq_ring_set_common(f->ring, (uintptr_t)f | WS_LOCAL,
+                           f->flags & WS_FLOW_NO_CTX ? 0 : (uintptr_t)f->ctx_pin);
     WS_PROBE3(flow_open, pool, -1, f);
     return 0;
 }
@@ -389,10 +395,12 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
     it.w[0] = (uintptr_t)fn;
     it.w[1] = (uintptr_t)arg;
     it.w[3] = 0;
+    bool pinned = true; /* the task runs in the flow's pin (or in none) */
     if (!(f->flags & WS_FLOW_NO_CTX)) {
         struct weft_ctx *c = wctx_current();
         it.w[3] = (uintptr_t)c;
         if (c != f->ctx_pin) {
+            pinned = false;
             /* Not covered by the flow's pin: the task keeps its own ref. */
             wctx_retain(c);
             if (c)
@@ -425,12 +433,14 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
          * stay while we notify. */
         it.w[2] = (uintptr_t)f | WS_LOCAL;
         /* Our leased ring first: a push there is counted by the ring's
-         * tail (ws_flow_ring_count), not in local_pending. When it is full
-         * (or we have none), the injection queue: we never wait for a
+         * tail (ws_flow_ring_count), not in local_pending. When it is full,
+         * or the task has a context of its own (ring items share the pin),
+         * or we have none, the injection queue: we never wait for a
          * consumer. Both pushes end in a seq_cst RMW that makes the item
          * visible. */
         wq_ring *r = f->ring;
-        if (WS_LIKELY(r != NULL) && WS_LIKELY(wq_ring_push(r, &it))) {
+        if (WS_LIKELY(r != NULL) && WS_LIKELY(pinned) &&
+            WS_LIKELY(wq_ring_push(r, it.w[0], it.w[1]))) {
             WS_PROBE3(inject, pool, f, fn);
             ws_notify_after_rmw(pool, 1);
             return 0;

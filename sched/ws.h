@@ -175,22 +175,39 @@ enum {
 };
 enum { WS_FLOW_PIN_OWNED = 1u, WS_FLOW_NO_CTX = 2u };
 
+/* The layout keeps what other threads touch per task off the lines the
+ * flow may share with its neighbours: a weft_flow is 16-byte aligned and
+ * 192 bytes, so bytes 48..143 lie on lines that hold nothing but the flow,
+ * wherever it sits, and the first and last 48 may share a line with
+ * whatever lies next to it (its opener's stack: spilled registers and
+ * return addresses, written all the time). Bytes 0..47 hold what only the
+ * opening thread touches, or what is touched at open and close; 48..143
+ * what the workers read for every task and the count they decrement
+ * (perf: a worker's load of flags missing on every task, 63% of its run
+ * time, when the flow's first line held the opener's stack too). */
 typedef struct weft_flow_rec_ {
-    /* Written at open (and local_pending by the owner only). */
-    _Atomic(uint32_t) magic;
-    uint32_t          flags;
-    struct weft_pool *pool;
-    ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
-    struct weft_flow_rec_ *parent; /* flow of the task that opened it */
-    struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
+    /* Bytes 0..47: the opening thread's, and the close's. */
+    int64_t           local_pending; /* written by the opening thread only */
     union {
         int64_t       base;    /* owner's deque bottom at open (owner set) */
         wq_ring      *ring;    /* the ring leased at open, or NULL (owner NULL) */
     };
-    int64_t           local_pending; /* written by the opening thread only */
     const void       *opener;  /* ws_thread_token() of the opening thread;
                                 * set only when owner is NULL */
+    /* weft_flow_close_async: written by its caller before the release RMW
+     * that adds WS_ASYNC to state, read by whoever takes the count to zero
+     * after an acquire load of state (sched/close_async.c). */
+    weft_done_fn      done;
+    void             *done_arg;
+    struct weft_ctx  *done_ctx;  /* the caller's context, retained */
 
+    /* Bytes 48..143: written at open, then read by every thread that runs
+     * or spawns a task of the flow; the count; the cancel state. */
+    _Atomic(uint32_t) magic;
+    uint32_t          flags;
+    struct weft_pool *pool;
+    ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
+    struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
     /* (outstanding tasks << 1) | WS_WAITER. The closer sleeps on its low
      * 32 bits; a task's last touch of the flow is its decrement. */
     _Atomic(int64_t) state;
@@ -200,14 +217,11 @@ typedef struct weft_flow_rec_ {
     /* The epoch that cancel_cache follows: the pool's, or, when the chain
      * of parents crosses pools, the process-wide ws_cancel_epoch. */
     _Atomic(uint64_t) *epoch;
-    /* weft_flow_close_async: written by its caller before the release RMW
-     * that adds WS_ASYNC to state, read by whoever takes the count to zero
-     * after an acquire load of state (sched/close_async.c). */
-    weft_done_fn      done;
-    void             *done_arg;
-    struct weft_ctx  *done_ctx;  /* the caller's context, retained */
+    struct weft_flow_rec_ *parent; /* flow of the task that opened it */
     struct weft_flow_rec_ *done_next; /* in the pool's async_done stack */
 } ws_flow;
+_Static_assert(offsetof(ws_flow, magic) == 48 && offsetof(ws_flow, done_next) + 8 <= 144,
+               "the per-task fields must stay on the flow's own lines");
 
 /* canceled: set (its epochs may not have advanced yet), then done (they
  * have: every thread that synchronizes with the canceler sees it). */

@@ -12,7 +12,7 @@ static int one(void *arg)
 int main()
 {
     static_assert(alignof(weft_flow) == 16, "weft_flow alignment");
-    static_assert(sizeof(weft_flow) == 128, "weft_flow size");
+    static_assert(sizeof(weft_flow) == 192, "weft_flow size");
     int x = 0;
     weft_flow f;
     if (weft_flow_open(&f, nullptr) != 0 || weft_spawn(&f, one, &x) != 0 || weft_flow_close(&f) != 0)

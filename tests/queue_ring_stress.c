@@ -5,11 +5,14 @@
  *
  *  1. sequential: FIFO, batch pops never larger than asked (nor than
  *     WQ_RING_BATCH), full at exactly WQ_RING_CAP, empty pops, a full ring
- *     that accepts again after a pop.
+ *     that accepts again after a pop, and every item carrying the common
+ *     words (wq_ring_set_common) set while the ring was empty, a new pair
+ *     each lap.
  *  2. concurrent: three producer threads take turns as the ring's producer
  *     (a lease handed over through a mutex, as sched/ hands rings from one
  *     flow's opener to the next) and push ids in order; three consumers
- *     pop batches of 1..32 and check each item (tests/queue_items.h): every
+ *     pop batches of 1..32 and check each item (tests/queue_items.h; its
+ *     last two words are the ring's common pair, set once): every
  *     id is seen exactly once, each consumer sees ids in increasing order
  *     (the ring is FIFO and every batch is a run), and the ring is empty at
  *     the end. One pop in 7 yields between its slot reads and its CAS
@@ -58,6 +61,22 @@ static atomic_ullong taken;
 /* The lease: whoever holds it is the ring's one producer. next_id is the
  * producers' shared position (used only under the lease). */
 static pthread_mutex_t lease = PTHREAD_MUTEX_INITIALIZER;
+
+/* The common pair of the concurrent test: no item's own words. */
+#define COMMON2 ((uintptr_t)0x5eed0002u)
+#define COMMON3 ((uintptr_t)0x5eed0003u)
+
+/* The ring carries words 0 and 1 of each item and the common pair: check
+ * the pair, then the item as queue_items.h made it. */
+static uint64_t ring_item_check(wq_item *it)
+{
+    CHECK_EQ(it->w[2], COMMON2);
+    CHECK_EQ(it->w[3], COMMON3);
+    uint64_t id = it->w[1];
+    it->w[2] = (uintptr_t)~id;
+    it->w[3] = (uintptr_t)(id * CHECK_MUL);
+    return item_check(pl, seen, total, it);
+}
 static uint64_t next_id;
 static atomic_int producers_done;
 
@@ -75,7 +94,7 @@ static void *producer(void *arg)
         while (id < end) {
             wq_item it;
             item_make(pl, id, &it);
-            if (wq_ring_push(ring, &it)) {
+            if (wq_ring_push(ring, it.w[0], it.w[1])) {
                 id++;
                 continue;
             }
@@ -114,7 +133,7 @@ static void *consumer(void *arg)
             continue;
         }
         for (size_t k = 0; k < n; k++) {
-            uint64_t id = item_check(pl, seen, total, &out[k]);
+            uint64_t id = ring_item_check(&out[k]);
             if (any)
                 CHECK(id > last); /* each batch a run, batches in order */
             last = id;
@@ -135,30 +154,37 @@ static void test_sequential(void)
     CHECK(!wq_ring_nonempty(r));
     static payload spl[WQ_RING_CAP];
     for (uint64_t lap = 0; lap < 5; lap++) {
+        /* Empty: a new common pair for this lap's items. */
+        uintptr_t c2 = (uintptr_t)(0xc0de0000u + lap), c3 = (uintptr_t)~lap;
+        wq_ring_set_common(r, c2, c3);
         for (uint64_t k = 0; k < WQ_RING_CAP; k++) {
             uint64_t id = lap * WQ_RING_CAP + k;
             it.w[0] = (uintptr_t)&spl[k];
             it.w[1] = (uintptr_t)id;
-            it.w[2] = (uintptr_t)~id;
-            it.w[3] = 0;
-            CHECK(wq_ring_push(r, &it));
+            CHECK(wq_ring_push(r, it.w[0], it.w[1]));
         }
         CHECK(wq_ring_nonempty(r));
-        CHECK(!wq_ring_push(r, &it)); /* full at exactly WQ_RING_CAP */
+        CHECK(!wq_ring_push(r, it.w[0], it.w[1])); /* full at exactly WQ_RING_CAP */
         CHECK_EQ(wq_ring_size(r), WQ_RING_CAP);
         uint64_t want = lap * WQ_RING_CAP;
         size_t n = wq_ring_pop_batch(r, out, 3);
         CHECK_EQ(n, 3u);
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < n; k++) {
+            CHECK_EQ(out[k].w[0], (uintptr_t)&spl[want % WQ_RING_CAP]);
             CHECK_EQ(out[k].w[1], want++);
+            CHECK_EQ(out[k].w[2], c2);
+            CHECK_EQ(out[k].w[3], c3);
+        }
         /* Room for 3 again: one more goes in, behind the rest. */
         uint64_t extra = (uint64_t)1 << 40 | lap;
         it.w[1] = (uintptr_t)extra;
-        CHECK(wq_ring_push(r, &it));
+        CHECK(wq_ring_push(r, it.w[0], it.w[1]));
         bool extra_seen = false;
         while ((n = wq_ring_pop_batch(r, out, WQ_RING_BATCH)) != 0) {
             CHECK(n <= WQ_RING_BATCH);
             for (size_t k = 0; k < n; k++) {
+                CHECK_EQ(out[k].w[2], c2);
+                CHECK_EQ(out[k].w[3], c3);
                 if (want < (lap + 1) * WQ_RING_CAP) {
                     CHECK_EQ(out[k].w[1], want++);
                 } else {
@@ -180,6 +206,7 @@ static void test_concurrent(uint64_t n)
     STAGE("concurrent: 3 producers taking turns, 3 consumers");
     ring = wq_ring_new();
     CHECK(ring != NULL);
+    wq_ring_set_common(ring, COMMON2, COMMON3);
     total = n;
     next_id = 0;
     atomic_store(&producers_done, 0);

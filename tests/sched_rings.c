@@ -16,7 +16,12 @@
  *     runs once with 0 after all its tasks (its worker gives the ring
  *     back); then the many stage again on the same pool, still exact;
  *   - busy: a pool with an external flow open (its ring leased) refuses
- *     destroy with EBUSY, and destroys once it is closed.
+ *     destroy with EBUSY, and destroys once it is closed;
+ *   - contexts: a ring's items share the flow's pinned context (the ring
+ *     keeps it once), so an opener that spawns under another context
+ *     (weft_ctx_run) sends those tasks to the injection queue: spawns
+ *     alternate between the pin and a second context, and every task sees
+ *     the value its spawn saw, runs once, and is counted once.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -159,6 +164,87 @@ static void test_busy(void)
     CHECK_EQ(weft_pool_destroy(pool), 0);
 }
 
+static weft_ctx_var *ctx_var;
+static _Atomic(uintptr_t) *ctx_seen;
+
+static int ctx_task(void *p)
+{
+    atomic_store_explicit(&ctx_seen[(uintptr_t)p], (uintptr_t)weft_ctx_get(ctx_var),
+                          memory_order_relaxed);
+    return hit_task(p);
+}
+
+typedef struct ctx_round {
+    weft_pool *pool;
+    weft_ctx *other;
+    size_t n;
+} ctx_round;
+
+typedef struct ctx_spawn {
+    weft_flow *f;
+    uintptr_t k;
+} ctx_spawn;
+
+static int spawn_in_ctx(void *p)
+{
+    ctx_spawn *s = p;
+    return weft_spawn(s->f, ctx_task, (void *)s->k);
+}
+
+/* Runs in the pin (weft_ctx_run): the flow opened here borrows it, so the
+ * direct spawns ride in the ring, and those made under other do not. */
+static int ctx_round_run(void *p)
+{
+    ctx_round *r = p;
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, r->pool), 0);
+    for (size_t k = 0; k < r->n; k++) {
+        /* Runs of five: the pin, the other context, the pin... so that the
+         * ring and the queue hold the flow's items at once. */
+        if ((k / 5) % 2) {
+            ctx_spawn s = {&f, k};
+            CHECK_EQ(weft_ctx_run(r->other, spawn_in_ctx, &s), 0);
+        } else {
+            CHECK_EQ(weft_spawn(&f, ctx_task, (void *)(uintptr_t)k), 0);
+        }
+    }
+    return weft_flow_close(&f);
+}
+
+static void test_contexts(weft_pool *pool, size_t n)
+{
+    STAGE("contexts: spawns under the pin and under another context");
+    CHECK_EQ(weft_ctx_var_create(&ctx_var, "ring", (void *)1), 0);
+    CHECK_EQ(weft_ctx_set(ctx_var, (void *)2), 0);
+    weft_ctx *pin = weft_ctx_capture();
+    CHECK_EQ(weft_ctx_set(ctx_var, (void *)3), 0);
+    weft_ctx *other = weft_ctx_capture();
+    CHECK(pin != NULL && other != NULL);
+    ctx_seen = calloc(n, sizeof *ctx_seen);
+    CHECK(ctx_seen != NULL);
+    uint64_t before = injected(pool);
+    for (int round = 0; round < 3; round++) {
+        ctx_round r = {pool, other, n};
+        CHECK_EQ(weft_ctx_run(pin, ctx_round_run, &r), 0);
+        for (size_t k = 0; k < n; k++) {
+            uintptr_t v = atomic_load_explicit(&ctx_seen[k], memory_order_relaxed);
+            uintptr_t want = (k / 5) % 2 ? 3u : 2u;
+            if (v != want) {
+                fprintf(stderr, "task %zu saw %zu, not %zu\n", k, (size_t)v, (size_t)want);
+                CHECK_EQ(v, want);
+            }
+            atomic_store_explicit(&ctx_seen[k], 0, memory_order_relaxed);
+        }
+        check_hits(n);
+    }
+    uint64_t after = injected(pool);
+    if (before != UINT64_MAX)
+        CHECK_EQ(after - before, 3 * (uint64_t)n);
+    weft_ctx_release(pin);
+    weft_ctx_release(other);
+    free(ctx_seen);
+}
+
 int main(void)
 {
     watchdog_start(120);
@@ -176,6 +262,7 @@ int main(void)
     test_many(pool, per);
     test_handoff(pool, SCALED(100));
     test_async(pool, SCALED(50));
+    test_contexts(pool, most);
     test_many(pool, per); /* every ring came back: still exact */
     CHECK_EQ(weft_pool_destroy(pool), 0);
     test_busy();
