@@ -10,7 +10,8 @@
  * keeps them once (wq_ring_set_common) and its slots are two words: four
  * items per cache line, half the lines a producer must win back from the
  * consumers that read them last lap.
- * The producer writes slot tail, then advances tail with one seq_cst RMW;
+ * The producer writes slot tail, then advances tail with one seq_cst RMW
+ * (or, on a light ring, one release store: see wq_ring_push);
  * a consumer reads head, tail, up to WQ_RING_BATCH slots, and claims them
  * with one CAS of head. A consumer that loses the CAS discards what it read
  * (the producer may have been rewriting a slot it read): counters only
@@ -49,6 +50,8 @@ typedef struct wq_ring {
                          * its index in the pool's rings) */
     uint64_t mark;      /* the producer side's, on its line (sched/: tail
                          * less the flow's spawns not yet counted in it) */
+    bool light;         /* the producer's: publish with a release store
+                         * (set by the lessee before its first push) */
     /* The consumers' line: head, and words 2 and 3 of every item (written
      * by wq_ring_set_common, read by a consumer after its CAS of head). */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head;
@@ -80,8 +83,10 @@ static inline void wq_ring_set_common(wq_ring *r, uintptr_t w2, uintptr_t w3)
  * consumer's acquire load of tail that sees the new value; seq_cst, so a
  * seq_cst load by the caller afterwards (sched/park.c's
  * ws_notify_after_rmw) is the publisher's half of the Dekker pairing with a
- * parking worker's announce-then-recheck (wq_ring_nonempty). Wakes nobody
- * itself. */
+ * parking worker's announce-then-recheck (wq_ring_nonempty). On a light
+ * ring it is a release store of tail only: the caller's partner in that
+ * pairing then runs the barrier for both (sched/asym.c, sched/park.c's
+ * ws_notify_light). Wakes nobody itself. */
 static inline bool wq_ring_push(wq_ring *r, uintptr_t w0, uintptr_t w1)
 {
     /* Relaxed: we are tail's only writer (a previous producer's last
@@ -98,9 +103,12 @@ static inline bool wq_ring_push(wq_ring *r, uintptr_t w0, uintptr_t w1)
     _Atomic(uintptr_t) *s = r->slots[t & (WQ_RING_CAP - 1)];
     atomic_store_explicit(&s[0], w0, memory_order_relaxed);
     atomic_store_explicit(&s[1], w1, memory_order_relaxed);
-    /* seq_cst RMW: see above. Pairs with the consumers' acquire loads of
-     * tail (wq_ring_pop_batch) and the seq_cst ones of wq_ring_nonempty. */
-    atomic_fetch_add_explicit(&r->tail, 1, memory_order_seq_cst);
+    /* Pairs with the consumers' acquire loads of tail (wq_ring_pop_batch)
+     * and the seq_cst ones of wq_ring_nonempty: see above. */
+    if (r->light)
+        atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    else
+        atomic_fetch_add_explicit(&r->tail, 1, memory_order_seq_cst);
     return true;
 }
 

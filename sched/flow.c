@@ -436,13 +436,17 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
          * tail (ws_flow_ring_count), not in local_pending. When it is full,
          * or the task has a context of its own (ring items share the pin),
          * or we have none, the injection queue: we never wait for a
-         * consumer. Both pushes end in a seq_cst RMW that makes the item
-         * visible. */
+         * consumer. The queue's push ends in a seq_cst RMW that makes the
+         * item visible, the ring's in one too or, on a light ring, in a
+         * release store (sched/asym.c). */
         wq_ring *r = f->ring;
         if (WS_LIKELY(r != NULL) && WS_LIKELY(pinned) &&
             WS_LIKELY(wq_ring_push(r, it.w[0], it.w[1]))) {
             WS_PROBE3(inject, pool, f, fn);
-            ws_notify_after_rmw(pool, 1);
+            if (WS_LIKELY(r->light))
+                ws_notify_light(pool, 1);
+            else
+                ws_notify_after_rmw(pool, 1);
             return 0;
         }
         /* Counted before the push (a worker may run it at once). With a

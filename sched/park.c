@@ -81,6 +81,20 @@ void ws_notify_after_rmw(struct weft_pool *p, int n)
         ws_wake(p, n);
 }
 
+void ws_notify_light(struct weft_pool *p, int n)
+{
+    /* The producer's release store of tail comes before this load in
+     * program order, and the compiler keeps it there; the hardware may not
+     * (a store buffer), but a parker that announced itself runs a
+     * membarrier before its recheck (ws_asym_heavy), which puts a full
+     * barrier into this thread at some instruction: if that is after our
+     * store, the recheck sees it; if before, this load comes after the
+     * barrier, which comes after the announce, and sees it. */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&p->park.sleepers, memory_order_relaxed))
+        ws_wake(p, n);
+}
+
 void ws_notify(struct weft_pool *p, int n)
 {
     /* A seq_cst RMW used as a load (no standalone fence: ThreadSanitizer
@@ -100,6 +114,9 @@ uint64_t ws_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A parker whose membarrier failed sleeps at most this long (1 ms). */
+enum { WS_PARK_FALLBACK_NS = 1000000 };
+
 void ws_park_wait(struct weft_pool *p, ws_worker *w)
 {
     /* Acquire pairs with the release increment in ws_wake. */
@@ -111,11 +128,18 @@ void ws_park_wait(struct weft_pool *p, ws_worker *w)
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->workers[i] != w)
             wq_deque_hint_set(&p->workers[i]->deque, WS_HINT_SLEEP);
+    /* Ring producers may publish with a plain release store and read
+     * sleepers without a barrier (ws_notify_light): the barrier they skip
+     * is run here, in them, by the kernel. Should it refuse, sleep with a
+     * timeout instead: a wake-up may then be late, never lost. */
+    long timeout_ns = 0;
+    if (ws_asym_on() && !ws_asym_heavy())
+        timeout_ns = WS_PARK_FALLBACK_NS;
     if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p)) {
         WS_PROBE2(park, p, w->index);
         ws_trace(w, WS_EV_PARK_BEGIN, 0, 0);
         uint64_t t0 = WS_OBSERVE ? ws_now_ns() : 0;
-        ws_futex_wait(&p->park.epoch, e, 0);
+        ws_futex_wait(&p->park.epoch, e, timeout_ns);
         WS_STAT(w, parks, 1);
         WS_STAT(w, parked_ns, ws_now_ns() - t0);
         ws_trace(w, WS_EV_PARK_END, 0, 0);

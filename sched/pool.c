@@ -69,6 +69,7 @@ wq_ring *ws_ring_lease(struct weft_pool *p)
     /* Our flow counts the pushes from here (ws_flow_ring_count). Relaxed:
      * the last writer of tail handed the ring over to us. */
     r->mark = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    r->light = ws_asym_on();
     return r;
 }
 
@@ -519,6 +520,8 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
             return err;
     }
 
+    /* Before any of this pool's rings is leased or worker parks. */
+    ws_asym_init();
     struct weft_pool *p = aligned_alloc(WQ_CACHELINE, (sizeof *p + WQ_CACHELINE - 1) / WQ_CACHELINE * WQ_CACHELINE);
     if (!p)
         return ENOMEM;
@@ -730,6 +733,7 @@ static void ws_atfork_child(void)
     /* Every pool of the parent is now unusable here: its workers did not
      * cross the fork. New generation; the default pool starts afresh. */
     ws_fork_gen++;
+    ws_asym_forget();
     struct weft_pool *old = atomic_load_explicit(&ws_default, memory_order_relaxed);
     if (old)
         ws_orphaned_default = old;

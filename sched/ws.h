@@ -456,6 +456,28 @@ void ws_notify(struct weft_pool *p, int n);
  * (the injection queue's push): a seq_cst load is enough. */
 void ws_notify_after_rmw(struct weft_pool *p, int n);
 
+/* ws_notify for a ring's producer whose push was light (a release store of
+ * tail; the ring's light flag, set only while ws_asym_on): a compiler
+ * barrier and a relaxed load of sleepers. The parker's ws_asym_heavy is
+ * both halves' full barrier (sched/asym.c). */
+void ws_notify_light(struct weft_pool *p, int n);
+
+/* ---- the asymmetric fence (sched/asym.c) -------------------------------
+ * ws_asym_init: weft_pool_create, before the pool's workers start:
+ * registers the process for expedited membarrier, once (again after a
+ * fork: ws_asym_forget, from the atfork child handler). Release store of
+ * the answer. Wakes nobody.
+ * ws_asym_on: any thread of a created pool: whether ring pushes are light
+ * (acquire load of the answer; it does not change while the pool lives).
+ * ws_asym_heavy: a parking worker, between its announce and its recheck,
+ * when ws_asym_on: membarrier(PRIVATE_EXPEDITED), a full barrier in every
+ * running thread of the process. false if the kernel refused it (the
+ * caller then must not sleep without a timeout). Wakes nobody. */
+void ws_asym_init(void);
+bool ws_asym_on(void);
+bool ws_asym_heavy(void);
+void ws_asym_forget(void);
+
 /* The owner of w only: publishes half of its private items (all when all
  * is true), clears WQ_HINT_SPLIT, and notifies as many sleepers as it
  * published items. No effect but the clear when nothing is private. */

@@ -15,7 +15,9 @@
  *     last two words are the ring's common pair, set once): every
  *     id is seen exactly once, each consumer sees ids in increasing order
  *     (the ring is FIFO and every batch is a run), and the ring is empty at
- *     the end. One pop in 7 yields between its slot reads and its CAS
+ *     the end; once with tail published by a seq_cst RMW, once by a
+ *     release store (a light ring: sched/asym.c). One pop in 7 yields
+ *     between its slot reads and its CAS
  *     (queue/ring.c's WQ_RING_TEST_HOOK), so a producer laps stale
  *     consumers, whose CAS must fail.
  *
@@ -201,11 +203,13 @@ static void test_sequential(void)
     wq_ring_free(r);
 }
 
-static void test_concurrent(uint64_t n)
+static void test_concurrent(uint64_t n, bool light)
 {
-    STAGE("concurrent: 3 producers taking turns, 3 consumers");
+    STAGE(light ? "concurrent, light (tail published by a release store)"
+                : "concurrent: 3 producers taking turns, 3 consumers");
     ring = wq_ring_new();
     CHECK(ring != NULL);
+    ring->light = light;
     wq_ring_set_common(ring, COMMON2, COMMON3);
     total = n;
     next_id = 0;
@@ -242,7 +246,8 @@ int main(void)
 {
     watchdog_start(120);
     test_sequential();
-    test_concurrent((uint64_t)SCALED(1500000));
+    test_concurrent((uint64_t)SCALED(1500000), false);
+    test_concurrent((uint64_t)SCALED(1500000), true);
     printf("queue_ring_stress: ok\n");
     return 0;
 }
