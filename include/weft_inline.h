@@ -52,10 +52,8 @@ struct weft_owner_ {
  * caller's weft_flow). Only the owner writes magic (while open), base and
  * local_pending; state, cancel_cache and the epoch are shared (atomic). */
 struct weft_flowv_ {
-    int64_t         local_pending; /* the owner's own spawns not yet run here */
-    int64_t         base;          /* the owner's deque bottom at open */
     const void     *opener_;
-    void           *done_[3];
+    void           *done_[5];
     uint32_t        magic;
     uint32_t        flags;         /* WEFT_FLOW_*_ */
     weft_pool      *pool;
@@ -67,6 +65,9 @@ struct weft_flowv_ {
     uint64_t        cancel_cache;  /* (epoch << 1) | canceled (atomic) */
     uint64_t       *epoch;         /* the epoch it follows (atomic) */
     struct weft_flowv_ *parent;    /* the flow of the task that opened it */
+    uint64_t        unused_[7];
+    int64_t         local_pending; /* the owner's own spawns not yet run here */
+    int64_t         base;          /* the owner's deque bottom at open */
 };
 #define WEFT_FLOW_OPEN_      0x464c4f57u
 #define WEFT_FLOW_CLOSING_   0x434c4f53u

@@ -39,8 +39,9 @@ size_t wq_ring_pop_batch(wq_ring *r, wq_item *out, size_t max)
      * (coherence-after its read) cannot be smaller than h. */
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
     for (;;) {
-        /* Acquire pairs with the producer's seq_cst RMW of tail: the slots
-         * below t were written before. */
+        /* Acquire pairs with the producer's publish of tail (its seq_cst
+         * RMW, or a light ring's release store): the slots below t were
+         * written before. */
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
         if (t == h)
             return 0;

@@ -123,8 +123,9 @@ size_t wq_ring_pop_batch(wq_ring *r, wq_item *out, size_t max);
  * (seq_cst: a parking worker's recheck, see sched/park.c). */
 static inline bool wq_ring_nonempty(wq_ring *r)
 {
-    /* seq_cst pairs with the producer's seq_cst RMW of tail, in the order
-     * the recheck needs (head first, so that head <= tail). */
+    /* seq_cst pairs with the producer's seq_cst RMW of tail (on a light
+     * ring, the caller's membarrier orders the release store: sched/asym.c),
+     * in the order the recheck needs (head first, so that head <= tail). */
     uint64_t h = atomic_load_explicit(&r->head, memory_order_seq_cst);
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_seq_cst);
     return t != h;

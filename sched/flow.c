@@ -451,7 +451,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         }
         /* Counted before the push (a worker may run it at once). With a
          * ring, a spill is counted on the ring's line too (one less in
-         * mark: ws_flow_ring_count), not on the flow's first line. */
+         * mark: ws_flow_ring_count), not in local_pending. */
         if (r)
             r->mark--;
         else

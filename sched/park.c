@@ -12,7 +12,9 @@
  * the injection queue) then reads sleepers with a seq_cst operation after
  * the store that made it visible (ws_notify: an RMW used as a load, as the
  * publish is a plain release store; ws_notify_after_rmw: a load, as the
- * injection push is itself a seq_cst RMW) and, if anyone sleeps, increments
+ * injection push is itself a seq_cst RMW; ws_notify_light: a relaxed load
+ * after a light ring's release store, the sleeper's membarrier standing in
+ * for both sides' barrier, sched/asym.c) and, if anyone sleeps, increments
  * epoch and calls futex_wake.
  * Why nothing is lost: steps 2-3 and the notifier's store-then-seq_cst-read
  * are the two halves of a Dekker pattern, so either the sleeper sees the
@@ -74,7 +76,8 @@ static void ws_wake(struct weft_pool *p, int n)
 void ws_notify_after_rmw(struct weft_pool *p, int n)
 {
     /* seq_cst load: with the caller's seq_cst RMW that made the work
-     * visible (the ring's tail CAS, the overflow count's increment), this is
+     * visible (the injection queue's claim of a slot, a seq_cst ring's fetch-add
+     * of tail), this is
      * the notifier's half of the Dekker pairing with the seq_cst fetch_add
      * of sleepers in ws_park_wait. */
     if (atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
@@ -130,10 +133,14 @@ void ws_park_wait(struct weft_pool *p, ws_worker *w)
             wq_deque_hint_set(&p->workers[i]->deque, WS_HINT_SLEEP);
     /* Ring producers may publish with a plain release store and read
      * sleepers without a barrier (ws_notify_light): the barrier they skip
-     * is run here, in them, by the kernel. Should it refuse, sleep with a
-     * timeout instead: a wake-up may then be late, never lost. */
+     * is run here, in them, by the kernel, when a ring is leased (seq_cst
+     * load, after our announce: a lessee whose CAS comes later in the
+     * total order sees the announce, ws_ring_lease). Should the kernel
+     * refuse, sleep with a timeout instead: a wake-up may then be late,
+     * never lost. */
     long timeout_ns = 0;
-    if (ws_asym_on() && !ws_asym_heavy())
+    if (ws_asym_on() && atomic_load_explicit(&p->rings_leased, memory_order_seq_cst) != 0 &&
+        !ws_asym_heavy())
         timeout_ns = WS_PARK_FALLBACK_NS;
     if (!atomic_load_explicit(&p->stopping, memory_order_seq_cst) && !ws_work_visible(p)) {
         WS_PROBE2(park, p, w->index);

@@ -70,6 +70,16 @@ wq_ring *ws_ring_lease(struct weft_pool *p)
      * the last writer of tail handed the ring over to us. */
     r->mark = atomic_load_explicit(&r->tail, memory_order_relaxed);
     r->light = ws_asym_on();
+    /* A parker that saw no bit in the mask after its announce skips the
+     * membarrier (ws_park_wait), so a light ring's lessee must see that
+     * announce by itself: a seq_cst fence after our seq_cst CAS puts every
+     * later (relaxed) load of sleepers after the announce, which preceded
+     * the parker's load of the mask, which preceded our CAS in the single
+     * total order (C11 7.17.3: a load after a seq_cst fence sees every
+     * modification that precedes the fence in that order). Not under
+     * ThreadSanitizer (no light rings there, and it has no fences). */
+    if (r->light)
+        atomic_thread_fence(memory_order_seq_cst);
     return r;
 }
 

@@ -144,8 +144,9 @@ struct weft_pool {
 
     /* Submission rings (docs/inject.md, "Submission rings"). Bit i of
      * rings_leased: ring i is leased to an external flow, which may have
-     * items in it; a clear bit's ring is empty. Set and cleared with
-     * seq_cst RMWs at flow open and finish (ws_ring_lease, ws_ring_return),
+     * items in it; a clear bit's ring is empty. Set with a seq_cst CAS at
+     * flow open (ws_ring_lease), cleared with a release RMW at its finish
+     * (ws_ring_return),
      * read by every search that finds nothing on the deques. rings[i]:
      * allocated by the first lessee of bit i, never freed before the pool. */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) rings_leased;
@@ -176,22 +177,20 @@ enum {
 enum { WS_FLOW_PIN_OWNED = 1u, WS_FLOW_NO_CTX = 2u };
 
 /* The layout keeps what other threads touch per task off the lines the
- * flow may share with its neighbours: a weft_flow is 16-byte aligned and
- * 192 bytes, so bytes 48..143 lie on lines that hold nothing but the flow,
- * wherever it sits, and the first and last 48 may share a line with
- * whatever lies next to it (its opener's stack: spilled registers and
- * return addresses, written all the time). Bytes 0..47 hold what only the
- * opening thread touches, or what is touched at open and close; 48..143
- * what the workers read for every task and the count they decrement
- * (perf: a worker's load of flags missing on every task, 63% of its run
- * time, when the flow's first line held the opener's stack too). */
+ * flow may share with its neighbours, and off the line of what its opener
+ * writes per spawn: a weft_flow is 16-byte aligned and 192 bytes, so at
+ * any of the four 16-byte offsets in a line,
+ *   - bytes 48..127 lie on lines that hold nothing outside the flow
+ *     (perf: a worker's load of flags missed on every task, 63% of its run
+ *     time, when the flow's first line held the opener's stack too);
+ *   - bytes 176..191 never share a line with bytes 48..127 (they may share
+ *     one with what follows the flow: its opener's own frame).
+ * Bytes 48..127: what the workers read for every task, and the count they
+ * decrement. 176..191: the opening thread's per-spawn count and its base or
+ * ring. 0..47: touched at open and close only (docs/scheduler.md, "Where
+ * the flow's fields sit"). */
 typedef struct weft_flow_rec_ {
-    /* Bytes 0..47: the opening thread's, and the close's. */
-    int64_t           local_pending; /* written by the opening thread only */
-    union {
-        int64_t       base;    /* owner's deque bottom at open (owner set) */
-        wq_ring      *ring;    /* the ring leased at open, or NULL (owner NULL) */
-    };
+    /* Bytes 0..47: open and close. */
     const void       *opener;  /* ws_thread_token() of the opening thread;
                                 * set only when owner is NULL */
     /* weft_flow_close_async: written by its caller before the release RMW
@@ -200,8 +199,10 @@ typedef struct weft_flow_rec_ {
     weft_done_fn      done;
     void             *done_arg;
     struct weft_ctx  *done_ctx;  /* the caller's context, retained */
+    struct weft_flow_rec_ *done_next; /* in the pool's async_done stack */
+    uint64_t          unused0_;
 
-    /* Bytes 48..143: written at open, then read by every thread that runs
+    /* Bytes 48..127: written at open, then read by every thread that runs
      * or spawns a task of the flow; the count; the cancel state. */
     _Atomic(uint32_t) magic;
     uint32_t          flags;
@@ -218,10 +219,18 @@ typedef struct weft_flow_rec_ {
      * of parents crosses pools, the process-wide ws_cancel_epoch. */
     _Atomic(uint64_t) *epoch;
     struct weft_flow_rec_ *parent; /* flow of the task that opened it */
-    struct weft_flow_rec_ *done_next; /* in the pool's async_done stack */
+    uint64_t          unused1_[7];
+
+    /* Bytes 176..191: the opening thread's. */
+    int64_t           local_pending; /* written by the opening thread only */
+    union {
+        int64_t       base;    /* owner's deque bottom at open (owner set) */
+        wq_ring      *ring;    /* the ring leased at open, or NULL (owner NULL) */
+    };
 } ws_flow;
-_Static_assert(offsetof(ws_flow, magic) == 48 && offsetof(ws_flow, done_next) + 8 <= 144,
-               "the per-task fields must stay on the flow's own lines");
+_Static_assert(offsetof(ws_flow, magic) == 48 && offsetof(ws_flow, parent) + 8 <= 128 &&
+                   offsetof(ws_flow, local_pending) == 176 && sizeof(ws_flow) == 192,
+               "the flow's three regions (see above)");
 
 /* canceled: set (its epochs may not have advanced yet), then done (they
  * have: every thread that synchronizes with the canceler sees it). */
@@ -260,6 +269,7 @@ _Static_assert(WS_OWNER_OFF(user_spawns) == offsetof(struct weft_owner_, spawns)
 _Static_assert(WS_OWNER_OFF(user_runs) == offsetof(struct weft_owner_, runs), "owner line");
 _Static_assert(WS_OWNER_OFF(user_open) == offsetof(struct weft_owner_, open), "owner line");
 _Static_assert(WS_OWNER_OFF(user_depth) == offsetof(struct weft_owner_, depth), "owner line");
+_Static_assert(sizeof(struct weft_flowv_) == sizeof(ws_flow), "the inline view's size");
 WS_SAME_OFFSET(ws_flow, magic, struct weft_flowv_, magic);
 WS_SAME_OFFSET(ws_flow, flags, struct weft_flowv_, flags);
 WS_SAME_OFFSET(ws_flow, owner, struct weft_flowv_, owner);
@@ -410,7 +420,8 @@ unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
  * a release RMW, which the next lessee's CAS pairs with. Wakes nobody.
  * ws_rings_nonempty: a worker of p in ws_park_wait's recheck, after its
  * seq_cst announce: seq_cst loads of the mask, the ring pointers, head and
- * tail (pairs with the pushes' seq_cst fetch-add and the lease's CAS).
+ * tail (pairs with the pushes' seq_cst fetch-add and the lease's CAS; on
+ * light rings the parker's membarrier does: sched/asym.c).
  * Wakes nobody. (The workers' takes are sched/pool.c's ws_rings_take.) */
 wq_ring *ws_ring_lease(struct weft_pool *p);
 
@@ -423,8 +434,8 @@ static inline wq_ring *ws_flow_ring(const ws_flow *f)
 
 /* The closer of f (its opener, or a thread that synchronized with it after
  * its last spawn), as it hands f's local count over: the opener counts its
- * ring pushes not in local_pending (on the flow's first line, which every
- * worker reads per task: a write per spawn there made each task's reads
+ * ring pushes not in local_pending (a write per spawn there, when it shared
+ * a line with what every worker reads per task, made each task's reads
  * miss) but as the ring's tail moving on; this adds them to local_pending.
  * A spill into the injection queue (the ring was full) is counted there
  * too, as one less in mark: tail - mark is the pushes and spills since the
@@ -444,7 +455,8 @@ bool ws_rings_nonempty(struct weft_pool *p);
 
 /* ---- publishing and waking (sched/park.c) ------------------------------
  * The rule that keeps "no idle core while work is stealable": every store
- * that makes work stealable is followed by a seq_cst read of sleepers, and
+ * that makes work stealable is followed by a seq_cst read of sleepers (a
+ * light ring's push: a plain one, the parker paying for both), and
  * a wake-up if it is nonzero. docs/scheduler.md pairs each path. */
 
 /* Any thread, after a store that made n items visible to p's workers: reads

@@ -16,7 +16,10 @@
  *     for the announce and spawning after a random short spin, so that
  *     pushes land anywhere in the worker's way to sleep;
  *   - bursts: a 2-worker pool, one opener pushing runs of 1..64 tasks with
- *     pauses between them, each task counted exactly once.
+ *     pauses between them, each task counted exactly once;
+ *   - fork: a child registers again at its first pool (the registration
+ *     is the process's), and its rings are light and wake its worker
+ *     (not under the emulator: fork in a threaded qemu-user process).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -25,7 +28,9 @@
 
 #include <linux/membarrier.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static _Atomic(uint64_t) ran;
@@ -37,23 +42,11 @@ static int count_task(void *p)
     return 0;
 }
 
-static bool tsan(void)
-{
-#if defined(__SANITIZE_THREAD__)
-    return true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-    return true;
-#endif
-#endif
-    return false;
-}
-
 static void test_mode(weft_pool *p)
 {
     STAGE("mode");
     (void)p;
-    bool want = !tsan() && !getenv("WEFT_NO_MEMBARRIER") &&
+    bool want = !TEST_TSAN && !getenv("WEFT_NO_MEMBARRIER") &&
                 syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
     printf("sched_asym: ring pushes are %s\n", ws_asym_on() ? "light (membarrier)" : "seq_cst");
     CHECK_EQ(ws_asym_on(), want);
@@ -117,6 +110,32 @@ static void test_bursts(weft_pool *p, long rounds)
     CHECK_EQ(atomic_load(&ran) - before, want);
 }
 
+static void test_fork(void)
+{
+    STAGE("fork: the child's first pool registers again");
+    const char *emu = getenv("WEFT_UNDER_EMULATOR");
+    if (emu && *emu && strcmp(emu, "0") != 0) {
+        printf("sched_asym: fork stage skipped under the emulator\n");
+        return;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        weft_pool_config cfg = {.workers = 1, .name = "wasymc"};
+        weft_pool *p;
+        CHECK_EQ(weft_pool_create(&p, &cfg), 0);
+        test_mode(p);
+        test_after_idle(p, 200);
+        CHECK_EQ(weft_pool_destroy(p), 0);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     watchdog_start(120);
@@ -129,6 +148,7 @@ int main(void)
     cfg.workers = 2;
     CHECK_EQ(weft_pool_create(&p, &cfg), 0);
     test_bursts(p, SCALED(3000));
+    test_fork(); /* with a pool of the parent's alive */
     CHECK_EQ(weft_pool_destroy(p), 0);
     printf("sched_asym: ok\n");
     return 0;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/model/check_ring_asym.sh: model-checks the asymmetric fence of light
 # ring pushes (tests/model/ring_asym.pml, sched/asym.c) with spin: the light
-# push with the parker's membarrier, and the seq_cst fallback, have no lost
-# wake-up in an exhaustive search; each mutant (no membarrier; membarrier
-# before the announce) is caught as an invalid end state. Exits non-zero on
+# push with the parker's membarrier (skipped when no ring is leased), and
+# the seq_cst fallback, have no lost wake-up in an exhaustive search; each
+# mutant (no membarrier; membarrier before the announce; no fence after the
+# lease's CAS) is caught as an invalid end state. Exits non-zero on
 # any deviation. CC: the C compiler for pan (default cc).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) || exit 1
@@ -32,5 +33,6 @@ check light_with_membarrier ok
 check rmw_fallback ok -DRMW
 check mutant_no_membarrier caught -DMUTANT_NO_HEAVY
 check mutant_membarrier_before_announce caught -DMUTANT_HEAVY_BEFORE_ANNOUNCE
+check mutant_no_fence_after_lease caught -DMUTANT_NO_LEASE_FENCE
 [ $bad = 0 ] && echo "check_ring_asym: ok" || echo "check_ring_asym: FAILED" >&2
 exit $bad
