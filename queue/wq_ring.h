@@ -77,13 +77,13 @@ static inline void wq_ring_set_common(wq_ring *r, uintptr_t w2, uintptr_t w3)
     r->common[1] = w3;
 }
 
-/* The producer only. Puts item (w0, w1, common...) at tail and returns true, or returns false
- * (nothing written) when the ring is full. The publishing operation is a
- * seq_cst RMW of tail: release, so the slot's stores come before a
- * consumer's acquire load of tail that sees the new value; seq_cst, so a
- * seq_cst load by the caller afterwards (sched/park.c's
- * ws_notify_after_rmw) is the publisher's half of the Dekker pairing with a
- * parking worker's announce-then-recheck (wq_ring_nonempty). On a light
+/* The producer only. Puts item (w0, w1, common) at tail and returns true,
+ * or returns false (nothing written) when the ring is full. The publishing
+ * operation is a seq_cst RMW of tail: release, so the slot's stores come
+ * before a consumer's acquire load of tail that sees the new value;
+ * seq_cst, so a seq_cst load by the caller afterwards (sched/park.c's
+ * ws_notify_after_rmw) is the publisher's half of the Dekker pairing with
+ * a parking worker's announce-then-recheck (wq_ring_nonempty). On a light
  * ring it is a release store of tail only: the caller's partner in that
  * pairing then runs the barrier for both (sched/asym.c, sched/park.c's
  * ws_notify_light). Wakes nobody itself. */
@@ -113,10 +113,10 @@ static inline bool wq_ring_push(wq_ring *r, uintptr_t w0, uintptr_t w1)
 }
 
 /* Any thread: takes up to max (1..WQ_RING_BATCH) of the oldest items into
- * out (all four words) and returns how many; 0 when the ring looked empty. Lock-free: a
- * retry means another consumer took items. Acquire loads of head and tail,
- * a release CAS of head (see ring.c for what each pairs with). Wakes
- * nobody. */
+ * out (all four words) and returns how many; 0 when the ring looked empty.
+ * Lock-free: a retry means another consumer took items. Acquire loads of
+ * head and tail, a release CAS of head (see ring.c for what each pairs
+ * with). Wakes nobody. */
 size_t wq_ring_pop_batch(wq_ring *r, wq_item *out, size_t max);
 
 /* Any thread: whether the ring held items at the moment of the loads

@@ -76,8 +76,8 @@ static void ws_wake(struct weft_pool *p, int n)
 void ws_notify_after_rmw(struct weft_pool *p, int n)
 {
     /* seq_cst load: with the caller's seq_cst RMW that made the work
-     * visible (the injection queue's claim of a slot, a seq_cst ring's fetch-add
-     * of tail), this is
+     * visible (the injection queue's claim of a slot, a seq_cst ring's
+     * fetch-add of tail), this is
      * the notifier's half of the Dekker pairing with the seq_cst fetch_add
      * of sleepers in ws_park_wait. */
     if (atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
@@ -88,11 +88,14 @@ void ws_notify_light(struct weft_pool *p, int n)
 {
     /* The producer's release store of tail comes before this load in
      * program order, and the compiler keeps it there; the hardware may not
-     * (a store buffer), but a parker that announced itself runs a
-     * membarrier before its recheck (ws_asym_heavy), which puts a full
-     * barrier into this thread at some instruction: if that is after our
-     * store, the recheck sees it; if before, this load comes after the
-     * barrier, which comes after the announce, and sees it. */
+     * (a store buffer), but a parker that announced itself and sees our
+     * ring leased runs a membarrier before its recheck (ws_asym_heavy),
+     * which puts a full barrier into this thread at some instruction: if
+     * that is after our store, the recheck sees it; if before, this load
+     * comes after the barrier, which comes after the announce, and sees
+     * it. A parker that saw no ring leased read the mask before our lease
+     * in the total order: the lease's fence makes this load see it
+     * (ws_ring_lease). */
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&p->park.sleepers, memory_order_relaxed))
         ws_wake(p, n);
