@@ -381,6 +381,34 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
     return ws_flow_open_slow(f, pool);
 }
 
+/* The external thread that opened f (open, no owner), spawning into its
+ * leased ring with the flow's pin: true when it did. The item is LOCAL,
+ * counted by the ring's tail (ws_flow_ring_count); the push publishes it
+ * with a seq_cst RMW, or on a light ring a release store (sched/asym.c),
+ * and the notify that follows is the publisher's half of the parking
+ * pairing. Only the opener (or a thread it synchronized with) closes f,
+ * so f and its pool stay while we notify. false: no ring, another thread,
+ * a pool inherited across fork, a context of the task's own, or the ring
+ * is full (weft_spawn's slow path then uses the injection queue). */
+static inline bool ws_spawn_ring(ws_flow *f, weft_fn fn, void *arg)
+{
+    wq_ring *r = f->ring;
+    struct weft_pool *pool = f->pool;
+    if (WS_UNLIKELY(r == NULL) || WS_UNLIKELY(f->opener != ws_thread_token()) ||
+        WS_UNLIKELY(pool->fork_gen != ws_fork_gen) ||
+        WS_UNLIKELY(!(f->flags & WS_FLOW_NO_CTX) && wctx_current() != f->ctx_pin) ||
+        WS_UNLIKELY(!wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg)))
+        return false;
+    WS_PROBE3(inject, pool, f, fn);
+    if (WS_LIKELY(r->light))
+        ws_notify_light(pool, 1);
+    else
+        ws_notify_after_rmw(pool, 1);
+    return true;
+}
+
+/* Every spawn but the owner's common one and the opener's ring push (see
+ * weft_spawn). */
 __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void *arg)
 {
     if (!f || !fn || !ws_flow_is_open(f) || !ws_pool_usable(f->pool))
@@ -395,12 +423,10 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
     it.w[0] = (uintptr_t)fn;
     it.w[1] = (uintptr_t)arg;
     it.w[3] = 0;
-    bool pinned = true; /* the task runs in the flow's pin (or in none) */
     if (!(f->flags & WS_FLOW_NO_CTX)) {
         struct weft_ctx *c = wctx_current();
         it.w[3] = (uintptr_t)c;
         if (c != f->ctx_pin) {
-            pinned = false;
             /* Not covered by the flow's pin: the task keeps its own ref. */
             wctx_retain(c);
             if (c)
@@ -432,26 +458,14 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
          * thread (or one it synchronized with) closes f, so f and the pool
          * stay while we notify. */
         it.w[2] = (uintptr_t)f | WS_LOCAL;
-        /* Our leased ring first: a push there is counted by the ring's
-         * tail (ws_flow_ring_count), not in local_pending. When it is full,
+        /* weft_spawn tried our leased ring (ws_spawn_ring). It was full,
          * or the task has a context of its own (ring items share the pin),
-         * or we have none, the injection queue: we never wait for a
-         * consumer. The queue's push ends in a seq_cst RMW that makes the
-         * item visible, the ring's in one too or, on a light ring, in a
-         * release store (sched/asym.c). */
+         * or we have none, or f is closing: the injection queue, whose
+         * push ends in a seq_cst RMW that makes the item visible. We never
+         * wait for a consumer. Counted before the push (a worker may run
+         * it at once). With a ring, a spill is counted on the ring's line
+         * (one less in mark: ws_flow_ring_count), not in local_pending. */
         wq_ring *r = f->ring;
-        if (WS_LIKELY(r != NULL) && WS_LIKELY(pinned) &&
-            WS_LIKELY(wq_ring_push(r, it.w[0], it.w[1]))) {
-            WS_PROBE3(inject, pool, f, fn);
-            if (WS_LIKELY(r->light))
-                ws_notify_light(pool, 1);
-            else
-                ws_notify_after_rmw(pool, 1);
-            return 0;
-        }
-        /* Counted before the push (a worker may run it at once). With a
-         * ring, a spill is counted on the ring's line too (one less in
-         * mark: ws_flow_ring_count), not in local_pending. */
         if (r)
             r->mark--;
         else
@@ -532,6 +546,11 @@ int weft_spawn(weft_flow *flow, weft_fn fn, void *arg)
                 return ws_spawn_after_push(w);
             return 0;
         }
+    } else if (!w && f && fn && !f->owner &&
+               atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_OPEN) {
+        /* The submission fast path (ws_spawn_ring). */
+        if (WS_LIKELY(ws_spawn_ring(f, fn, arg)))
+            return 0;
     }
     return ws_spawn_slow(f, fn, arg);
 }
