@@ -20,16 +20,21 @@
 #ifndef WEFT_INLINE_H
 #define WEFT_INLINE_H
 
+/* 1 in a ThreadSanitizer build (gcc says so with a macro, clang with a
+ * feature): code that TSan cannot follow keeps a form it can. */
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN_ 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN_ 1
+#endif
+#endif
+#ifndef WEFT_TSAN_
+#define WEFT_TSAN_ 0
+#endif
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
 #define WEFT_HAVE_FAST_ 1
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TSAN_FEATURE_ 1
-#endif
-#endif
-#ifndef WEFT_TSAN_FEATURE_
-#define WEFT_TSAN_FEATURE_ 0
-#endif
 
 /* A worker's deque, as its owner sees it: the owner's cache line
  * (queue/wq_deque.h, from bottom on). Only the owner thread touches these
@@ -171,7 +176,7 @@ __attribute__((always_inline)) static inline void *weft_addr_(void *p)
  * a store; a ThreadSanitizer build keeps the builtins, which it sees. */
 __attribute__((always_inline)) static inline void weft_count_(uint64_t *c, int64_t d)
 {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !WEFT_TSAN_FEATURE_
+#if defined(__x86_64__) && !WEFT_TSAN_
     __asm__("addq %1, %0" : "+m"(*c) : "er"(d));
 #else
     __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + (uint64_t)d, __ATOMIC_RELAXED);

@@ -27,16 +27,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define WS_ASYM_POSSIBLE 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WS_ASYM_POSSIBLE 0
-#endif
-#endif
-#ifndef WS_ASYM_POSSIBLE
-#define WS_ASYM_POSSIBLE 1
-#endif
+/* Never under ThreadSanitizer (WEFT_TSAN_, include/weft_inline.h). */
+#define WS_ASYM_POSSIBLE (!WEFT_TSAN_)
 
 /* 0: not tried in this process (or since fork); 1: registered, ring
  * pushes are light; -1: not available. */
