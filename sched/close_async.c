@@ -42,8 +42,7 @@ static void ws_flow_async_done(ws_flow *f)
     /* An external opener's ring: its items all ran (the count is zero, and
      * the acquire load above saw the opener's close_async RMW, after its
      * last push). Before done: from then on f is the caller's. */
-    if (ws_flow_ring(f))
-        ws_ring_return(pool, ws_flow_ring(f));
+    ws_flow_ring_return(f);
     /* Owned, or borrowed and retained by the call (see there). */
     if ((f->flags & WS_FLOW_PIN_OWNED) || f->ctx_pin != ctx)
         wctx_release(f->ctx_pin);

@@ -699,8 +699,7 @@ static int ws_flow_finish(ws_flow *f)
         WS_PROBE4(flow_close, pool, -1, f, err);
         /* The count read zero (acquire): every item of f's ring was taken
          * and ran, and the opener's pushes came before (see ws.h). */
-        if (ws_flow_ring(f))
-            ws_ring_return(pool, ws_flow_ring(f));
+        ws_flow_ring_return(f);
         /* Release pairs with weft_pool_destroy's seq_cst load of ext_open.
          * Our last touch of the pool: a destroy that sees the count drop
          * may free it at once. */

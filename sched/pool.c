@@ -44,7 +44,7 @@ wq_ring *ws_ring_lease(struct weft_pool *p)
             return NULL;
         i = (unsigned)__builtin_ctzll(~m);
         /* seq_cst (acquire and more): see ws.h. Pairs with the release
-         * fetch_and of ws_ring_return and the seq_cst load of the mask in
+         * fetch_and of ws_flow_ring_return and the seq_cst load of the mask in
          * ws_rings_nonempty. */
         if (atomic_compare_exchange_weak_explicit(&p->rings_leased, &m, m | (uint64_t)1 << i,
                                                   memory_order_seq_cst, memory_order_relaxed))
@@ -56,7 +56,7 @@ wq_ring *ws_ring_lease(struct weft_pool *p)
     if (!r) {
         r = wq_ring_new();
         if (!r) {
-            /* Release, as ws_ring_return: nothing was pushed. */
+            /* Release, as ws_flow_ring_return: nothing was pushed. */
             atomic_fetch_and_explicit(&p->rings_leased, ~((uint64_t)1 << i), memory_order_release);
             return NULL;
         }
@@ -83,11 +83,15 @@ wq_ring *ws_ring_lease(struct weft_pool *p)
     return r;
 }
 
-void ws_ring_return(struct weft_pool *p, wq_ring *r)
+void ws_flow_ring_return(ws_flow *f)
 {
+    wq_ring *r = ws_flow_ring(f);
+    if (!r)
+        return;
     /* Release pairs with the next lessee's CAS: our reads and the
      * producer's pushes (which we synchronized with) come first. */
-    atomic_fetch_and_explicit(&p->rings_leased, ~((uint64_t)1 << r->tag), memory_order_release);
+    atomic_fetch_and_explicit(&f->pool->rings_leased, ~((uint64_t)1 << r->tag),
+                              memory_order_release);
 }
 
 bool ws_rings_nonempty(struct weft_pool *p)

@@ -146,7 +146,7 @@ struct weft_pool {
      * rings_leased: ring i is leased to an external flow, which may have
      * items in it; a clear bit's ring is empty. Set with a seq_cst CAS at
      * flow open (ws_ring_lease), cleared with a release RMW at its finish
-     * (ws_ring_return),
+     * (ws_flow_ring_return),
      * read by every search that finds nothing on the deques. rings[i]:
      * allocated by the first lessee of bit i, never freed before the pool. */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) rings_leased;
@@ -414,10 +414,11 @@ unsigned ws_cpu_quota(const char *cpu_max_path);   /* 0: no quota */
  * consumers' head CASes it saw come before ours; seq_cst: a parking
  * worker's recheck that follows our first push's notify sees the bit).
  * Wakes nobody.
- * ws_ring_return: whoever finishes a flow that leased r, after the flow's
+ * ws_flow_ring_return: whoever finishes a flow without owner, after its
  * count read zero with acquire (every task ran, so every item of the ring
- * was taken, and the opener's pushes happened before): clears the bit with
- * a release RMW, which the next lessee's CAS pairs with. Wakes nobody.
+ * was taken, and the opener's pushes happened before): if f leased a ring,
+ * clears its bit with a release RMW, which the next lessee's CAS pairs
+ * with. Wakes nobody.
  * ws_rings_nonempty: a worker of p in ws_park_wait's recheck, after its
  * seq_cst announce: seq_cst loads of the mask, the ring pointers, head and
  * tail (pairs with the pushes' seq_cst fetch-add and the lease's CAS; on
@@ -450,7 +451,7 @@ static inline void ws_flow_ring_count(ws_flow *f)
         r->mark = t;
     }
 }
-void ws_ring_return(struct weft_pool *p, wq_ring *r);
+void ws_flow_ring_return(ws_flow *f);
 bool ws_rings_nonempty(struct weft_pool *p);
 
 /* ---- publishing and waking (sched/park.c) ------------------------------
