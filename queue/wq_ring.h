@@ -49,7 +49,7 @@ typedef struct wq_ring {
     unsigned tag;       /* the user's, set before the ring is shared (sched/:
                          * its index in the pool's rings) */
     uint64_t mark;      /* the producer side's, on its line (sched/: tail
-                         * less the flow's spawns not yet counted in it) */
+                         * at the flow's last count of its pushes) */
     bool light;         /* the producer's: publish with a release store
                          * (set by the lessee before its first push) */
     /* The consumers' line: head, and words 2 and 3 of every item (written

@@ -463,23 +463,15 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
          * or we have none, or f is closing: the injection queue, whose
          * push ends in a seq_cst RMW that makes the item visible. We never
          * wait for a consumer. Counted before the push (a worker may run
-         * it at once). With a ring, a spill is counted on the ring's line
-         * (one less in mark: ws_flow_ring_count), not in local_pending. */
-        wq_ring *r = f->ring;
-        if (r)
-            r->mark--;
-        else
-            f->local_pending++;
+         * it at once). */
+        f->local_pending++;
         err = wq_inject_push(&pool->inject, &it);
         if (!err) {
             WS_PROBE3(inject, pool, f, fn);
             ws_notify_after_rmw(pool, 1);
             return 0;
         }
-        if (r)
-            r->mark++;
-        else
-            f->local_pending--;
+        f->local_pending--;
     } else if (w && w->pool == pool) {
         /* A worker of f's pool that is not its owner: onto our own deque.
          * After the push we touch only our own worker (its pool outlives

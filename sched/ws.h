@@ -437,10 +437,10 @@ static inline wq_ring *ws_flow_ring(const ws_flow *f)
  * its last spawn), as it hands f's local count over: the opener counts its
  * ring pushes not in local_pending (a write per spawn there, when it shared
  * a line with what every worker reads per task, made each task's reads
- * miss) but as the ring's tail moving on; this adds them to local_pending.
- * A spill into the injection queue (the ring was full) is counted there
- * too, as one less in mark: tail - mark is the pushes and spills since the
- * last count. A relaxed load: tail's only writer is the opener. For an
+ * miss) but as the ring's tail moving on; this adds them to local_pending
+ * (tail - mark: the pushes since the last count; a spill into the
+ * injection queue is counted in local_pending itself). A relaxed load:
+ * tail's only writer is the opener. For an
  * external flow only (owner NULL: ring is valid). Wakes nobody. */
 static inline void ws_flow_ring_count(ws_flow *f)
 {
