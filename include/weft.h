@@ -162,6 +162,8 @@ typedef struct weft_stats {
     uint64_t max_deque;      /* the deepest the deque got, as seen when a
                                 flow's opener closes it and at pushes that
                                 publish (the pool's sum: the deepest of all) */
+    uint64_t rescued;        /* items taken over from a peer's batch, its
+                                worker stuck in a long task (docs/inject.md) */
 } weft_stats;
 
 /* worker -1: the sum over the pool's workers; 0..n-1: one worker. A read

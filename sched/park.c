@@ -56,8 +56,11 @@ static bool ws_work_visible(struct weft_pool *p)
     /* seq_cst pairs with ws_flow_async_defer's push (then its notify). */
     if (atomic_load_explicit(&p->async_done, memory_order_seq_cst))
         return true;
+    /* A batch too (seq_cst pairs with ws_batch_keep's notify): not ours to
+     * take yet, but to watch in case its worker is stuck (ws_rescue). */
     for (unsigned i = 0; i < p->nworkers; i++)
-        if (wq_deque_stealable(&p->workers[i]->deque))
+        if (wq_deque_stealable(&p->workers[i]->deque) ||
+            wq_batch_nonempty(&p->workers[i]->batch))
             return true;
     return false;
 }

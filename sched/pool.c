@@ -169,7 +169,12 @@ static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
                 continue;
             }
         }
-        size_t n = wq_ring_pop_batch(r, batch, max);
+        /* Our share of what is there, when peers may take the rest: what we
+         * take waits behind the task we run first (see ws_inject_take). */
+        size_t want = max;
+        if (p->nworkers > 1 && (t - h + p->nworkers - 1) / p->nworkers < want)
+            want = (size_t)((t - h + p->nworkers - 1) / p->nworkers);
+        size_t n = wq_ring_pop_batch(r, batch, want);
         if (n) {
             w->ring_defer_since = 0;
             w->ring_look_at = 0;
@@ -183,14 +188,45 @@ static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
     return 0;
 }
 
+/* The rest of a batch (items[1..n)) into our batch, which is empty:
+ * we run it from there one by one, and a peer takes it over should we be
+ * stuck in a long task (ws_rescue). A sleeper must wake to watch it: the
+ * fill's release store, then the publisher's half of the parking pairing
+ * (a parker's recheck loads the batch seq_cst, sched/park.c). The items
+ * came from a ring, leased until they have run: on a light ring (so a
+ * light batch) a parker that announced itself sees the lease and runs the
+ * membarrier, and ws_notify_light is our half (one that saw no lease read
+ * the mask before the lease in the total order: the lessee's fence then
+ * makes its first push's notify see the announce, and wake it); else
+ * ws_notify's seq_cst RMW (docs/inject.md, "A worker's batch"). */
+static void ws_batch_keep(ws_worker *w, const wq_item *items, size_t n)
+{
+    if (n < 2)
+        return;
+    wq_batch_fill(&w->batch, items + 1, n - 1);
+    if (w->batch.light)
+        ws_notify_light(w->pool, 1);
+    else
+        ws_notify(w->pool, 1);
+}
+
 /* Takes a batch from the injection queue (first, when inject_first) or a
- * leased submission ring: the oldest item into out, to run
- * now, the rest onto our deque, where we take them oldest first and peers
- * steal them (all published at once). A WS_LOCAL item there is an external opener's: counted in its
- * local_pending, which only that thread touches, so on our deque it becomes
- * WS_REMOTE, which ws_run counts down in state also when it comes back
- * "popped" (as it does for every injected item it is handed directly). We
- * take no more than the deque has room for, so nothing can fail. */
+ * leased submission ring: the oldest item into out, to run now.
+ *
+ * With other workers, a ring's batch (our share of what the ring held:
+ * ws_rings_take) goes into our batch (ws_batch_keep): no fence and no
+ * RMW per item, where our deque's shared part costs both (two workers on
+ * one producer ran at half the rate of one when each batch was published
+ * there). A batch from the injection queue, or any batch with no other
+ * worker, goes onto our deque, where we take them oldest first and (with
+ * other workers) peers steal them, all published at once: the worker may
+ * now run a long task and never push or take to honor a thief's request.
+ * A WS_LOCAL item there is an external opener's: counted in its
+ * local_pending, which only that thread touches, so on our deque it
+ * becomes WS_REMOTE, which ws_run counts down in state also when it comes
+ * back "popped" (as it does for every injected item it is handed
+ * directly). We take no more than the deque has room for, so nothing can
+ * fail. */
 static bool ws_inject_take(ws_worker *w, wq_item *out, bool inject_first)
 {
     wq_deque *d = &w->deque;
@@ -199,37 +235,91 @@ static bool ws_inject_take(ws_worker *w, wq_item *out, bool inject_first)
         room = d->arr->mask + 1 - wq_deque_size(d); /* refresh top_seen */
     size_t max = room >= WQ_INJECT_BATCH - 1 ? WQ_INJECT_BATCH : (size_t)room + 1;
     _Static_assert((int)WQ_RING_BATCH == (int)WQ_INJECT_BATCH, "one batch size");
+    _Static_assert((int)WQ_BATCH_CAP >= (int)WQ_RING_BATCH - 1, "a ring's batch fits");
     wq_item batch[WQ_INJECT_BATCH];
     size_t n;
+    bool from_ring = false;
     if (inject_first) {
         n = wq_inject_pop_batch(&w->pool->inject, batch, max);
         if (!n)
-            n = ws_rings_take(w, batch, max);
+            from_ring = (n = ws_rings_take(w, batch, max)) != 0;
     } else {
-        n = ws_rings_take(w, batch, max);
+        from_ring = (n = ws_rings_take(w, batch, max)) != 0;
         if (!n)
             n = wq_inject_pop_batch(&w->pool->inject, batch, max);
     }
     if (!n)
         return false;
     *out = batch[0];
-    for (size_t k = n; k-- > 1;) {
-        uintptr_t w2 = batch[k].w[2];
-        if ((w2 & WS_KIND_MASK) == WS_LOCAL)
-            batch[k].w[2] = (w2 & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE;
-        bool put = wq_deque_try_put(d, &batch[k]);
-        (void)put; /* room was checked */
+    if (from_ring && w->others && wq_batch_empty(&w->batch)) {
+        ws_batch_keep(w, batch, n);
+    } else {
+        for (size_t k = n; k-- > 1;) {
+            uintptr_t w2 = batch[k].w[2];
+            if ((w2 & WS_KIND_MASK) == WS_LOCAL)
+                batch[k].w[2] = (w2 & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE;
+            bool put = wq_deque_try_put(d, &batch[k]);
+            (void)put; /* room was checked */
+        }
+        if (n > 1 && w->others)
+            ws_publish(w, true); /* a publish wakes sleepers */
     }
-    /* We may now run a long task, and never push or take meanwhile to
-     * honor a thief's request: make them all stealable at once (a publish
-     * wakes sleepers). With no other worker nobody else could run them. */
-    if (n > 1 && w->others)
-        ws_publish(w, true);
     /* Spawned by a thread that is no worker of this pool: counted here. */
     WS_STAT(w, injected, n);
     WS_STAT(w, tasks_spawned, n);
     ws_trace(w, WS_EV_INJECT, n, 0);
     return true;
+}
+
+/* A peer's batch that has not moved for this long is taken over: its
+ * worker is in a long task (a membarrier to every running thread of the
+ * process, once per such task at most). */
+enum { WS_RESCUE_NS = 50000 };
+
+/* Takes over a peer's batch that stood still for WS_RESCUE_NS since we
+ * first saw it so: the oldest item into out, the rest into our own batch
+ * (empty: we look only when we have nothing). The first look at a batch
+ * only starts the watch. */
+static bool ws_rescue(ws_worker *w, wq_item *out)
+{
+    struct weft_pool *p = w->pool;
+    uint64_t now = ws_now_ns();
+    for (unsigned k = 0; k < p->nworkers; k++) {
+        ws_worker *v = p->workers[k];
+        uint64_t next;
+        if (v == w || !wq_batch_peek(&v->batch, &next))
+            continue;
+        if (w->rescue_peer != k + 1 || w->rescue_next != next) {
+            w->rescue_peer = k + 1;
+            w->rescue_next = next;
+            w->rescue_since = now;
+            return false;
+        }
+        if (now - w->rescue_since < WS_RESCUE_NS || !wq_batch_empty(&w->batch))
+            return false;
+        wq_item got[WQ_BATCH_CAP];
+        size_t n = wq_batch_rescue(&v->batch, got, ws_asym_heavy);
+        w->rescue_peer = 0;
+        if (!n)
+            return false;
+        *out = got[0];
+        ws_batch_keep(w, got, n);
+        WS_STAT(w, rescued, n);
+        return true;
+    }
+    return false;
+}
+
+/* Any worker of p: whether a peer holds a batch (a hint, relaxed): then we
+ * do not sleep, but watch it (ws_rescue). */
+static bool ws_peer_batch(ws_worker *w)
+{
+    struct weft_pool *p = w->pool;
+    uint64_t next;
+    for (unsigned k = 0; k < p->nworkers; k++)
+        if (p->workers[k] != w && wq_batch_peek(&p->workers[k]->batch, &next))
+            return true;
+    return false;
 }
 
 bool ws_find_work(ws_worker *w, wq_item *out)
@@ -254,6 +344,12 @@ bool ws_find_work(ws_worker *w, wq_item *out)
         if (ws_inject_take(w, out, true))
             return true;
     }
+    /* A leased ring before a peer: its items are there for the taking in
+     * a batch, where a steal takes one item and pulls the line its owner
+     * pops from. The relaxed mask is a hint, as in ws_rings_take. */
+    if (n > 1 && atomic_load_explicit(&p->rings_leased, memory_order_relaxed) &&
+        ws_inject_take(w, out, false))
+        return true;
     if (n > 1) {
         unsigned start = (unsigned)(ws_rand(w) % n);
         for (unsigned k = 0; k < n; k++) {
@@ -274,7 +370,9 @@ bool ws_find_work(ws_worker *w, wq_item *out)
             }
         }
     }
-    return ws_inject_take(w, out, false);
+    if (ws_inject_take(w, out, false))
+        return true;
+    return n > 1 && ws_rescue(w, out);
 }
 
 /* Called where a worker returns into the scheduler from a task: in a
@@ -301,7 +399,7 @@ bool ws_help(ws_worker *w)
         ws_run(w, &it, true);
         return true;
     }
-    if (!ws_find_work(w, &it))
+    if (!wq_batch_take(&w->batch, &it) && !ws_find_work(w, &it))
         return false;
     ws_run(w, &it, false);
     return true;
@@ -335,7 +433,7 @@ static void ws_worker_loop(ws_worker *w)
             idle = 0;
             continue;
         }
-        if (ws_find_work(w, &it)) {
+        if (wq_batch_take(&w->batch, &it) || ws_find_work(w, &it)) {
             ws_spin_end(w, idle, since);
             ws_done_follow(w, &it);
             ws_probes_poll(w);
@@ -353,8 +451,8 @@ static void ws_worker_loop(ws_worker *w)
         if (idle < WS_SPIN_ROUNDS) {
             for (int i = 0; i < 32; i++)
                 ws_cpu_relax();
-        } else if (idle < WS_SPIN_ROUNDS + WS_YIELD_ROUNDS) {
-            sched_yield();
+        } else if (idle < WS_SPIN_ROUNDS + WS_YIELD_ROUNDS || ws_peer_batch(w)) {
+            sched_yield(); /* a peer's batch: watch it (ws_rescue), do not sleep */
         } else {
             ws_spin_end(w, idle, since);
             ws_park_wait(p, w);
@@ -588,6 +686,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
         w->others = n > 1;
         w->with_ctx = !(cfg->flags & WEFT_POOL_NO_CTX);
         w->rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uintptr_t)p;
+        wq_batch_init(&w->batch, ws_asym_on());
         if ((err = wq_deque_init(&w->deque, 10)) != 0) {
             ws_pool_free(p);
             return err;

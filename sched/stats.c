@@ -24,7 +24,7 @@ void ws_stat_depth_slow(ws_worker *w)
  * their own: see weft_pool_stats). */
 #define WS_SUMMED(X) \
     X(tasks_run) X(tasks_skipped) X(tasks_spawned) X(steals) X(steal_attempts) \
-    X(injected) X(publishes) X(parks) X(parked_ns) X(spin_ns)
+    X(injected) X(publishes) X(parks) X(parked_ns) X(spin_ns) X(rescued)
 
 /* Relaxed loads: each counter is written by one worker with relaxed stores,
  * so each value read is one the counter really had during the call. Each
@@ -79,13 +79,13 @@ int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
 static void ws_stats_line(const char *who, const weft_stats *s)
 {
     fprintf(stderr,
-            "  %-6s %10llu %10llu %8llu %8llu %9llu %8llu %9llu %7llu %8llu %10.1f %9.1f %9llu\n",
+            "  %-6s %10llu %10llu %8llu %8llu %9llu %8llu %9llu %7llu %8llu %10.1f %9.1f %9llu %7llu\n",
             who, (unsigned long long)s->tasks_run, (unsigned long long)s->tasks_spawned,
             (unsigned long long)s->tasks_skipped, (unsigned long long)s->steals,
             (unsigned long long)s->steal_attempts, (unsigned long long)s->injected,
             (unsigned long long)s->publishes, (unsigned long long)s->parks,
             (unsigned long long)s->wakeups, s->parked_ns / 1e6, s->spin_ns / 1e6,
-            (unsigned long long)s->max_deque);
+            (unsigned long long)s->max_deque, (unsigned long long)s->rescued);
 }
 
 void ws_stats_report(const struct weft_pool *p, const char *when)
@@ -95,9 +95,9 @@ void ws_stats_report(const struct weft_pool *p, const char *when)
         return;
     weft_stats s;
     fprintf(stderr, "weft stats: pool \"%s\" (%u workers), %s\n", p->name, p->nworkers, when);
-    fprintf(stderr, "  %-6s %10s %10s %8s %8s %9s %8s %9s %7s %8s %10s %9s %9s\n", "worker",
+    fprintf(stderr, "  %-6s %10s %10s %8s %8s %9s %8s %9s %7s %8s %10s %9s %9s %7s\n", "worker",
             "tasks_run", "spawned", "skipped", "steals", "attempts", "injected", "publishes",
-            "parks", "wakeups", "parked_ms", "spin_ms", "max_deque");
+            "parks", "wakeups", "parked_ms", "spin_ms", "max_deque", "rescued");
     weft_pool_stats(p, -1, &s);
     ws_stats_line("all", &s);
     for (unsigned i = 0; i < p->nworkers; i++) {

@@ -14,6 +14,7 @@
 
 #include "weft.h"
 #include "ctx/wctx.h"
+#include "queue/wq_batch.h"
 #include "queue/wq_deque.h"
 #include "queue/wq_inject.h"
 #include "queue/wq_ring.h"
@@ -77,6 +78,7 @@ typedef struct ws_stats {
     _Atomic(uint64_t) parked_ns;
     _Atomic(uint64_t) spin_ns;
     _Atomic(uint64_t) max_deque; /* the owner's copy: deque.user_depth */
+    _Atomic(uint64_t) rescued;
 } ws_stats;
 
 struct ws_trace_buf;
@@ -98,6 +100,14 @@ typedef struct ws_worker {
     uint64_t          ring_seen[WS_RINGS];
     uint64_t          ring_defer_since;
     uint64_t          ring_look_at;
+    /* A batch taken from a ring, with other workers around (sched/pool.c
+     * ws_inject_take): run from here one by one, rescued by a peer when we
+     * are stuck in a long task (queue/wq_batch.h). The rescuer's watch: the
+     * peer whose batch it saw, that batch's next then, and since when. */
+    wq_batch          batch;
+    unsigned          rescue_peer;
+    uint64_t          rescue_next;
+    uint64_t          rescue_since;
     /* Batched completions (sched/done.c), the worker's alone: done_n counts
      * (2 a task) of done_flow's tasks not yet taken out of its state. */
     struct weft_flow_rec_ *done_flow; /* a ws_flow */
