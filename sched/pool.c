@@ -192,41 +192,40 @@ static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
  * we run it from there one by one, and a peer takes it over should we be
  * stuck in a long task (ws_rescue). A sleeper must wake to watch it: the
  * fill's release store, then the publisher's half of the parking pairing
- * (a parker's recheck loads the batch seq_cst, sched/park.c). The items
- * came from a ring, leased until they have run: on a light ring (so a
- * light batch) a parker that announced itself sees the lease and runs the
- * membarrier, and ws_notify_light is our half (one that saw no lease read
- * the mask before the lease in the total order: the lessee's fence then
- * makes its first push's notify see the announce, and wake it); else
- * ws_notify's seq_cst RMW (docs/inject.md, "A worker's batch"). */
-static void ws_batch_keep(ws_worker *w, const wq_item *items, size_t n)
+ * (a parker's recheck loads the batch seq_cst, sched/park.c): ws_notify's
+ * seq_cst RMW, or ws_notify_light when light_ring says the items came from
+ * a light ring, which stays leased until they have run: a parker that
+ * announced itself sees the lease and runs the membarrier, and one that
+ * saw no lease read the mask before the lease in the total order, so the
+ * lessee's fence makes its first push's notify see the announce, and wake
+ * it (docs/inject.md, "A worker's batch"). */
+static void ws_batch_keep(ws_worker *w, const wq_item *items, size_t n, bool light_ring)
 {
     if (n < 2)
         return;
     wq_batch_fill(&w->batch, items + 1, n - 1);
-    if (w->batch.light)
+    if (light_ring && w->batch.light)
         ws_notify_light(w->pool, 1);
     else
         ws_notify(w->pool, 1);
 }
 
 /* Takes a batch from the injection queue (first, when inject_first) or a
- * leased submission ring: the oldest item into out, to run now.
+ * leased submission ring (our share of what it held: ws_rings_take): the
+ * oldest item into out, to run now.
  *
- * With other workers, a ring's batch (our share of what the ring held:
- * ws_rings_take) goes into our batch (ws_batch_keep): no fence and no
- * RMW per item, where our deque's shared part costs both (two workers on
- * one producer ran at half the rate of one when each batch was published
- * there). A batch from the injection queue, or any batch with no other
- * worker, goes onto our deque, where we take them oldest first and (with
- * other workers) peers steal them, all published at once: the worker may
- * now run a long task and never push or take to honor a thief's request.
- * A WS_LOCAL item there is an external opener's: counted in its
- * local_pending, which only that thread touches, so on our deque it
- * becomes WS_REMOTE, which ws_run counts down in state also when it comes
- * back "popped" (as it does for every injected item it is handed
- * directly). We take no more than the deque has room for, so nothing can
- * fail. */
+ * With other workers, the rest goes into our batch (ws_batch_keep): no
+ * fence and no RMW per item, where our deque's shared part costs both
+ * (two workers on one producer ran at half the rate of one when each
+ * batch was published there), and a peer rescues it if we get stuck. On a
+ * one-worker pool (or, should the batch hold items still, which the
+ * callers' order rules out) it goes onto our deque, where we take them
+ * oldest first, published with other workers around. A WS_LOCAL item
+ * there is an external opener's: counted in its local_pending, which only
+ * that thread touches, so on our deque it becomes WS_REMOTE, which ws_run
+ * counts down in state also when it comes back "popped" (as it does for
+ * every injected item it is handed directly, a batch's included). We take
+ * no more than the deque has room for, so nothing can fail. */
 static bool ws_inject_take(ws_worker *w, wq_item *out, bool inject_first)
 {
     wq_deque *d = &w->deque;
@@ -251,8 +250,8 @@ static bool ws_inject_take(ws_worker *w, wq_item *out, bool inject_first)
     if (!n)
         return false;
     *out = batch[0];
-    if (from_ring && w->others && wq_batch_empty(&w->batch)) {
-        ws_batch_keep(w, batch, n);
+    if (w->others && wq_batch_empty(&w->batch)) {
+        ws_batch_keep(w, batch, n, from_ring);
     } else {
         for (size_t k = n; k-- > 1;) {
             uintptr_t w2 = batch[k].w[2];
@@ -303,7 +302,7 @@ static bool ws_rescue(ws_worker *w, wq_item *out)
         if (!n)
             return false;
         *out = got[0];
-        ws_batch_keep(w, got, n);
+        ws_batch_keep(w, got, n, false);
         WS_STAT(w, rescued, n);
         return true;
     }
