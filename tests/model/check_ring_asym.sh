@@ -12,27 +12,11 @@ cc=${CC:-cc}
 command -v spin >/dev/null 2>&1 || { echo "check_ring_asym: spin is not installed" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ring-asym.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-bad=0
-check() { # NAME EXPECT(ok|caught) DEFINES...
-    local name=$1 expect=$2 dir=$tmp/$1
-    shift 2
-    mkdir -p "$dir" && cp "$here/ring_asym.pml" "$dir/" || return 1
-    (cd "$dir" && spin "$@" -a ring_asym.pml >spin.log 2>&1 &&
-        "$cc" -w -O1 -DSAFETY -o pan pan.c >cc.log 2>&1 && ./pan >pan.log 2>&1) || {
-        echo "check_ring_asym: $name: spin or pan failed to run" >&2; bad=1; return; }
-    local errors got
-    errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$dir/pan.log")
-    got=ok
-    if [ "${errors:-0}" != 0 ]; then
-        grep -q "invalid end state" "$dir/pan.log" && got=caught || got="error(other)"
-    fi
-    printf '%-34s %-8s %s\n' "$name" "$got" "$(grep -m1 'states, stored' "$dir/pan.log" | sed 's/^ *//')"
-    [ "$got" = "$expect" ] || { echo "check_ring_asym: $name: expected $expect" >&2; bad=1; }
-}
-check light_with_membarrier ok
-check rmw_fallback ok -DRMW
-check mutant_no_membarrier caught -DMUTANT_NO_HEAVY
-check mutant_membarrier_before_announce caught -DMUTANT_HEAVY_BEFORE_ANNOUNCE
-check mutant_no_fence_after_lease caught -DMUTANT_NO_LEASE_FENCE
+. "$here/spin_check.sh"
+spin_check ring_asym light_with_membarrier ok
+spin_check ring_asym rmw_fallback ok -DRMW
+spin_check ring_asym mutant_no_membarrier caught -DMUTANT_NO_HEAVY
+spin_check ring_asym mutant_membarrier_before_announce caught -DMUTANT_HEAVY_BEFORE_ANNOUNCE
+spin_check ring_asym mutant_no_fence_after_lease caught -DMUTANT_NO_LEASE_FENCE
 [ $bad = 0 ] && echo "check_ring_asym: ok" || echo "check_ring_asym: FAILED" >&2
 exit $bad
