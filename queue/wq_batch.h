@@ -1,9 +1,10 @@
 /*
  * queue/wq_batch.h — a worker's batch: items it took from a submission ring
- * in one claim and runs one by one, with no atomic read-modify-write and no
- * fence per item, yet which an idle peer can still take over ("rescue")
- * when the owner is stuck in a long task (docs/inject.md, "A worker's
- * batch", has the argument; tests/model/batch_rescue.pml checks it).
+ * or the injection queue in one claim and runs one by one, with no atomic
+ * read-modify-write and no fence per item, yet which an idle peer can
+ * still take over ("rescue") when the owner is stuck in a long task
+ * (docs/inject.md, "A worker's batch", has the argument;
+ * tests/model/batch_rescue.pml checks it).
  *
  * next and end are monotonic counters; items[i % WQ_BATCH_CAP] holds item
  * i for next <= i < end. Only the owner fills (when next == end) and takes

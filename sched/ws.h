@@ -100,10 +100,11 @@ typedef struct ws_worker {
     uint64_t          ring_seen[WS_RINGS];
     uint64_t          ring_defer_since;
     uint64_t          ring_look_at;
-    /* A batch taken from a ring, with other workers around (sched/pool.c
-     * ws_inject_take): run from here one by one, rescued by a peer when we
-     * are stuck in a long task (queue/wq_batch.h). The rescuer's watch: the
-     * peer whose batch it saw, that batch's next then, and since when. */
+    /* A batch taken from a ring or the injection queue, with other workers
+     * around (sched/pool.c ws_inject_take): run from here one by one,
+     * rescued by a peer when we are stuck in a long task (queue/wq_batch.h).
+     * The rescuer's watch: the peer whose batch it saw (index + 1; 0: none),
+     * that batch's next then, and since when. */
     wq_batch          batch;
     unsigned          rescue_peer;
     uint64_t          rescue_next;
