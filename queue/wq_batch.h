@@ -72,7 +72,7 @@ bool wq_batch_take_slow_(wq_batch *b, uint64_t i, wq_item *out);
 
 /* The owner: takes the oldest item into out; false when none is left.
  * Light: a relaxed store and load; else a seq_cst store and load. Either
- * way no RMW. */
+ * way no RMW; after a rescue, the lock. Wakes nobody. */
 static inline bool wq_batch_take(wq_batch *b, wq_item *out)
 {
     uint64_t i = atomic_load_explicit(&b->next, memory_order_relaxed);
@@ -118,7 +118,8 @@ static inline bool wq_batch_nonempty(wq_batch *b)
  * into out (up to WQ_BATCH_CAP) and returns how many; 0 when none was
  * left, or when barrier (for a light batch: the membarrier, called between
  * the store of rescue and the load of next) returned false. Takes the
- * lock (rescuers wait for each other and for the owner's slow path). */
+ * lock (rescuers wait for each other and for the owner's slow path).
+ * Wakes nobody: the caller notifies for what it keeps (sched/pool.c). */
 size_t wq_batch_rescue(wq_batch *b, wq_item *out, bool (*barrier)(void));
 
 #endif /* WEFT_QUEUE_WQ_BATCH_H */
