@@ -15,6 +15,10 @@
  * its program order: a release store of tail, then a plain load of
  * sleepers, kept in that order by the compiler alone.
  *
+ * A worker's batch uses the same fence the other way round (queue/wq_batch.h):
+ * its owner claims items with plain accesses, and a peer that rescues it
+ * runs the membarrier (ws_asym_heavy) between its store and its load.
+ *
  * Where membarrier cannot be registered (a kernel before 4.14, a sandbox
  * that filters it, qemu-user without it), or under ThreadSanitizer (which
  * does not know the syscall orders anything), the rings keep their seq_cst

@@ -171,10 +171,8 @@ static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
         }
         /* Our share of what is there, when peers may take the rest: what we
          * take waits behind the task we run first (see ws_inject_take). */
-        size_t want = max;
-        if (p->nworkers > 1 && (t - h + p->nworkers - 1) / p->nworkers < want)
-            want = (size_t)((t - h + p->nworkers - 1) / p->nworkers);
-        size_t n = wq_ring_pop_batch(r, batch, want);
+        uint64_t share = (t - h + p->nworkers - 1) / p->nworkers;
+        size_t n = wq_ring_pop_batch(r, batch, share < max ? (size_t)share : max);
         if (n) {
             w->ring_defer_since = 0;
             w->ring_look_at = 0;

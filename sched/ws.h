@@ -493,10 +493,12 @@ void ws_notify_light(struct weft_pool *p, int n);
  * the answer. Wakes nobody.
  * ws_asym_on: any thread of a created pool: whether ring pushes are light
  * (acquire load of the answer; it does not change while the pool lives).
- * ws_asym_heavy: a parking worker, between its announce and its recheck,
- * when ws_asym_on: membarrier(PRIVATE_EXPEDITED), a full barrier in every
- * running thread of the process. false if the kernel refused it (the
- * caller then must not sleep without a timeout). Wakes nobody. */
+ * ws_asym_heavy: when ws_asym_on, a parking worker between its announce
+ * and its recheck, or a rescuer between its store of a batch's rescue and
+ * its load of next (wq_batch_rescue): membarrier(PRIVATE_EXPEDITED), a full
+ * barrier in every running thread of the process. false if the kernel
+ * refused it (a parker then must not sleep without a timeout; a rescuer
+ * takes nothing). Wakes nobody. */
 void ws_asym_init(void);
 bool ws_asym_on(void);
 bool ws_asym_heavy(void);
