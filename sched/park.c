@@ -15,12 +15,23 @@
  * injection push is itself a seq_cst RMW; ws_notify_light: a relaxed load
  * after a light ring's release store, the sleeper's membarrier standing in
  * for both sides' barrier, sched/asym.c) and, if anyone sleeps, increments
- * epoch and calls futex_wake.
+ * epoch and calls futex_wake, unless a wake-up is already on its way
+ * (waking, below).
  * Why nothing is lost: steps 2-3 and the notifier's store-then-seq_cst-read
  * are the two halves of a Dekker pattern, so either the sleeper sees the
  * work in step 3, or the notifier sees it in sleepers; the epoch increment
  * then makes the futex_wait of step 4 return at once (value changed) or
  * wakes it. docs/scheduler.md has the argument for each publish path.
+ *
+ * One wake-up at a time (waking): a notifier that sees sleepers but also a
+ * wake-up sent and not yet received sends none (4 producers on 2 workers
+ * made 340,000 futex calls per 10 M tasks, each for a worker already
+ * woken). It marks the token PASS instead. Every worker takes the token
+ * (exchanges it to 0) after its announce, before its recheck, and again
+ * when it leaves: a notifier that skipped before the first exchange is
+ * answered by the recheck; one that skipped later, by the leaving worker,
+ * which passes a wake-up on when it finds work (ws_pass_wake). Argument:
+ * docs/scheduler.md, "One wake-up at a time"; model: tests/model/park.pml.
  */
 #include "sched/observe.h"
 
@@ -76,6 +87,28 @@ static void ws_wake(struct weft_pool *p, int n)
     ws_futex_wake(&p->park.epoch, n);
 }
 
+/* After a notifier saw a sleeper: sends a wake-up of up to n workers
+ * unless one is on its way, and marks the token (mark: SENT, or PASS from
+ * ws_pass_wake). A notifier that finds SENT marks it PASS and sends
+ * nothing; one that finds PASS leaves it. seq_cst load (ws_notify_light:
+ * relaxed, the parker's membarrier or the lease's fence standing in for
+ * it) and seq_cst CAS: they pair with the exchanges of waking in
+ * ws_park_wait, which come after the announce and before the recheck, and
+ * again on the way out. */
+static void ws_wake_once(struct weft_pool *p, int n, uint32_t mark, memory_order load)
+{
+    uint32_t k = atomic_load_explicit(&p->park.waking, load);
+    while (k != WS_WAKE_PASS) {
+        uint32_t want = k ? WS_WAKE_PASS : mark;
+        if (atomic_compare_exchange_weak_explicit(&p->park.waking, &k, want, memory_order_seq_cst,
+                                                  memory_order_seq_cst)) {
+            if (!k)
+                ws_wake(p, n);
+            return;
+        }
+    }
+}
+
 void ws_notify_after_rmw(struct weft_pool *p, int n)
 {
     /* seq_cst load: with the caller's seq_cst RMW that made the work
@@ -84,7 +117,7 @@ void ws_notify_after_rmw(struct weft_pool *p, int n)
      * the notifier's half of the Dekker pairing with the seq_cst fetch_add
      * of sleepers in ws_park_wait. */
     if (atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
-        ws_wake(p, n);
+        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_seq_cst);
 }
 
 void ws_notify_light(struct weft_pool *p, int n)
@@ -101,7 +134,7 @@ void ws_notify_light(struct weft_pool *p, int n)
      * (ws_ring_lease). */
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&p->park.sleepers, memory_order_relaxed))
-        ws_wake(p, n);
+        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_relaxed);
 }
 
 void ws_notify(struct weft_pool *p, int n)
@@ -113,7 +146,16 @@ void ws_notify(struct weft_pool *p, int n)
      * does and the sleeper's RMW synchronizes with it, so that its recheck
      * sees the store that made our work visible. */
     if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
-        ws_wake(p, n);
+        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_seq_cst);
+}
+
+void ws_pass_wake(struct weft_pool *p)
+{
+    /* As ws_notify: the RMW pairs with the announce of a worker that parks
+     * after our exchange of waking (which is then answered by its own
+     * recheck). */
+    if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
+        ws_wake_once(p, 1, WS_WAKE_PASS, memory_order_seq_cst);
 }
 
 uint64_t ws_now_ns(void)
@@ -126,12 +168,17 @@ uint64_t ws_now_ns(void)
 /* A parker whose membarrier failed sleeps at most this long (1 ms). */
 enum { WS_PARK_FALLBACK_NS = 1000000 };
 
-void ws_park_wait(struct weft_pool *p, ws_worker *w)
+bool ws_park_wait(struct weft_pool *p, ws_worker *w, bool pass)
 {
     /* Acquire pairs with the release increment in ws_wake. */
     uint32_t e = atomic_load_explicit(&p->park.epoch, memory_order_acquire);
     /* seq_cst pairs with ws_notify's RMW and ws_notify_after_rmw's load. */
     atomic_fetch_add_explicit(&p->park.sleepers, 1, memory_order_seq_cst);
+    /* Take the token: a notifier that skipped its wake-up before this
+     * exchange (seq_cst, pairs with ws_wake_once's load and CAS) made its
+     * work visible before it, so the recheck below sees that work. */
+    if (atomic_exchange_explicit(&p->park.waking, 0, memory_order_seq_cst) == WS_WAKE_PASS)
+        pass = true;
     /* Tell the others' pushes that someone may sleep (their one hint word):
      * they then publish all they push, and notify. A hint, relaxed. */
     for (unsigned i = 0; i < p->nworkers; i++)
@@ -153,11 +200,20 @@ void ws_park_wait(struct weft_pool *p, ws_worker *w)
         ws_trace(w, WS_EV_PARK_BEGIN, 0, 0);
         uint64_t t0 = WS_OBSERVE ? ws_now_ns() : 0;
         ws_futex_wait(&p->park.epoch, e, timeout_ns);
+        /* The recheck saw nothing: every notifier that skipped before our
+         * first exchange found its work taken. */
+        pass = false;
         WS_STAT(w, parks, 1);
         WS_STAT(w, parked_ns, ws_now_ns() - t0);
         ws_trace(w, WS_EV_PARK_END, 0, 0);
     }
     atomic_fetch_sub_explicit(&p->park.sleepers, 1, memory_order_relaxed);
+    /* Take the token again on the way out, so that the next notifier sends
+     * a wake-up; a PASS: someone skipped while we were on our way, and we
+     * may not see their work before we find other work. */
+    if (atomic_exchange_explicit(&p->park.waking, 0, memory_order_seq_cst) == WS_WAKE_PASS)
+        pass = true;
+    return pass;
 }
 
 

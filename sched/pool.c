@@ -419,11 +419,14 @@ static void ws_worker_loop(ws_worker *w)
     struct weft_pool *p = w->pool;
     unsigned idle = 0;
     uint64_t since = 0;
+    bool pass = false; /* owes a ws_pass_wake (ws_park_wait) */
     for (;;) {
         wq_item it;
         ws_check_forked(w);
         if (ws_take(w, &it)) {
             ws_spin_end(w, idle, since);
+            if (WS_UNLIKELY(pass))
+                pass = false, ws_pass_wake(p);
             ws_done_follow(w, &it);
             ws_probes_poll(w);
             ws_run(w, &it, true);
@@ -432,6 +435,8 @@ static void ws_worker_loop(ws_worker *w)
         }
         if (wq_batch_take(&w->batch, &it) || ws_find_work(w, &it)) {
             ws_spin_end(w, idle, since);
+            if (WS_UNLIKELY(pass))
+                pass = false, ws_pass_wake(p);
             ws_done_follow(w, &it);
             ws_probes_poll(w);
             ws_run(w, &it, false);
@@ -452,7 +457,7 @@ static void ws_worker_loop(ws_worker *w)
             sched_yield(); /* a peer's batch: watch it (ws_rescue), do not sleep */
         } else {
             ws_spin_end(w, idle, since);
-            ws_park_wait(p, w);
+            pass = ws_park_wait(p, w, pass);
             /* Woken: the first look at a ring takes what it finds. */
             memset(w->ring_seen, 0, sizeof w->ring_seen);
             w->ring_defer_since = 0;
@@ -648,6 +653,7 @@ int weft_pool_create(weft_pool **out, const weft_pool_config *cfg)
     p->name[10] = 0;
     atomic_init(&p->park.epoch, 0);
     atomic_init(&p->park.sleepers, 0);
+    atomic_init(&p->park.waking, 0);
     atomic_init(&p->cancel_epoch, 1);
     atomic_init(&p->ext_open, 0);
     atomic_init(&p->async_done, NULL);

@@ -60,7 +60,15 @@ enum {
 typedef struct ws_park {
     _Alignas(WQ_CACHELINE) _Atomic(uint32_t) epoch; /* futex word */
     _Atomic(uint32_t) sleepers;
+    /* A wake-up on its way (WS_WAKE_*): a notifier that finds one sent
+     * does not send another (sched/park.c, docs/scheduler.md). */
+    _Atomic(uint32_t) waking;
 } ws_park;
+/* waking: 0, none; SENT, a notifier woke and no worker has entered or
+ * left ws_park_wait since; PASS, SENT and a notifier skipped its own
+ * wake-up meanwhile: the worker that takes the token passes a wake-up on
+ * when it finds work (ws_pass_wake). */
+enum { WS_WAKE_SENT = 1, WS_WAKE_PASS = 3 };
 
 /* ---- per-worker counters (weft_stats; sched/stats.c) --------------------
  * Written by the worker alone with relaxed loads and stores (no RMW), on
@@ -386,7 +394,12 @@ static inline void ws_done_follow(ws_worker *w, const wq_item *it)
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
-void ws_park_wait(struct weft_pool *p, ws_worker *w); /* worker w of p: sleep if idle */
+/* Worker w of p (its worker loop): sleeps if nothing is visible. pass:
+ * the worker still owes a ws_pass_wake from its last call. Returns whether
+ * it owes one now: it took a PASS token (sched/park.c) that its recheck
+ * did not answer by sleeping, so it calls ws_pass_wake when it next finds
+ * work. Wakes nobody itself. */
+bool ws_park_wait(struct weft_pool *p, ws_worker *w, bool pass);
 uint64_t ws_now_ns(void);                          /* CLOCK_MONOTONIC */
 bool ws_pool_usable(const struct weft_pool *p);
 void ws_check_forked(const ws_worker *w);          /* exits a fork child that got here */
@@ -485,6 +498,13 @@ void ws_notify_after_rmw(struct weft_pool *p, int n);
  * barrier and a relaxed load of sleepers. The parker's ws_asym_heavy is
  * both halves' full barrier (sched/asym.c). */
 void ws_notify_light(struct weft_pool *p, int n);
+
+/* A worker that left ws_park_wait with a PASS token (it returned true),
+ * once it has found work: if anyone sleeps (a seq_cst RMW of sleepers, as
+ * ws_notify), sends one wake-up marked PASS, so that its receiver passes
+ * one on in turn; the chain ends at a worker that finds nothing and parks
+ * (its recheck answers for every skipped notifier) or when nobody sleeps. */
+void ws_pass_wake(struct weft_pool *p);
 
 /* ---- the asymmetric fence (sched/asym.c) -------------------------------
  * ws_asym_init: weft_pool_create, before the pool's workers start:
