@@ -14,7 +14,13 @@
  *   - spawn + inline: spawn a, run b inline, close;
  *   - spawn loop: spawn one task per worker, close (the owner runs one);
  *   - weft_for over one piece per worker, grain 1, from outside and from a
- *     task.
+ *     task;
+ *   - external burst: one piece per worker spawned from outside, back to
+ *     back. The first spawn wakes one worker; the next ones find that
+ *     wake-up on its way and send none (sched/park.c's token), so the
+ *     woken worker, which takes one piece and waits in it, must pass a
+ *     wake-up on (ws_pass_wake), and so on. Without the pass-on the other
+ *     pieces wait in the ring with their workers asleep.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -143,6 +149,16 @@ static void wait_all_parked(weft_pool *p)
     }
 }
 
+/* From outside: one piece per worker, back to back, into one flow. */
+static void external_burst(weft_pool *p)
+{
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, p), 0);
+    for (int k = 0; k < nworkers_now; k++)
+        CHECK_EQ(weft_spawn(&f, piece, (void *)(intptr_t)k), 0);
+    CHECK_EQ(weft_flow_close(&f), 0);
+}
+
 static void run_root(weft_pool *p, weft_fn shape)
 {
     weft_flow f;
@@ -166,6 +182,7 @@ int main(void)
         {"spawn loop", shape_spawn_loop},
         {"weft_for in a task", shape_for_in_task},
         {"weft_for from outside", NULL},
+        {"external burst", NULL},
     };
     for (int n = 2; n <= MAXN; n++) {
         weft_pool *p;
@@ -180,6 +197,8 @@ int main(void)
                 meet_reset(n);
                 if (shapes[s].fn)
                     run_root(p, shapes[s].fn);
+                else if (!strcmp(shapes[s].name, "external burst"))
+                    external_burst(p);
                 else
                     CHECK_EQ(weft_for(p, 0, (size_t)n, 1, range_piece, NULL), 0);
                 meet_check(shapes[s].name, n);
