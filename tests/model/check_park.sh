@@ -14,7 +14,7 @@
 #   PARK_MODEL_FULL=1     also the fixed protocol at 3 workers and 2+1 and
 #                         3+1 items and at 4 workers and 2+0 items, and
 #                         MUTANT_PASS_AS_SENT breadth-first (its shortest
-#                         counterexample): ~11 min of CPU, up to 6 GB
+#                         counterexample): ~10 min of CPU, up to 6 GB
 #                         (docs/park-model.md, "Measured")
 #   CC                    the C compiler for pan (default cc)
 set -u
