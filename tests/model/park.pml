@@ -10,16 +10,23 @@
  *             deque operations starts a long inline task that never
  *             touches its deque again (the process ends);
  *   Producer  an external thread that pushes NINJ items onto the injection
- *             queue;
+ *             queue, back to back;
  *   Thief(i)  NT idle workers: steal, pop, and park when they find nothing;
- *   Flusher   drains the owner's one-entry store buffer at any time;
+ *             one that took a PASS token passes a wake-up on when it next
+ *             takes an item; after a take, up to NLONG of them start a long
+ *             task instead of looking for more (they stop for good, at a
+ *             valid end state);
+ *   Flusher   drains the owner's one-entry store buffer, and the producer's
+ *             slot store, at any time;
  *   monitor   fires on `timeout` (nothing else can move: the producer is
  *             done, the owner is in its long task, every thief is asleep in
- *             futex_wait) and asserts that no work is visible then: a
- *             visible item that nobody will ever take is a lost wake-up.
+ *             futex_wait or in its long task) and asserts that, if a thief
+ *             is asleep, no work is visible: a visible item while a worker
+ *             sleeps for good and every other one is in a task that may
+ *             wait for it is a lost wake-up.
  *
  * Variants (at most one MUTANT_ per run; none: the protocol as fixed in
- * f3b9045, "every publish notifies"):
+ * f3b9045, "every publish notifies", with 5d17f12's waking token):
  *   MUTANT_NO_NOTIFY_AFTER_PUBLISH   a push's publish notifies only when it
  *       then also offers private items (79c4bb9's ws_after_push_slow: no
  *       wake when the publish left nothing private).
@@ -31,9 +38,20 @@
  *       ws_notify's seq_cst RMW, which drains the store buffer first.
  *   MUTANT_NO_NOTIFY_AFTER_INJECT    a sanity mutant (not a defect the code
  *       had): an injection push that notifies nobody.
- * Knobs: -DNT=, -DNPUSH=, -DNINJ= (sizes, below); -DSC_MEMORY: no store
- * buffer (MUTANT_RELAXED_SLEEPERS_LOAD then has no error: its bug is store
- * buffering and nothing else).
+ * The waking token (5d17f12, sched/park.c ws_wake_once, ws_pass_wake), each
+ * a rule of it left out:
+ *   MUTANT_NO_ENTRY_EXCHANGE  a parker does not take the token after its
+ *       announce.
+ *   MUTANT_NO_EXIT_EXCHANGE   nor on its way out.
+ *   MUTANT_NO_PASS            a worker that took a PASS never calls
+ *       ws_pass_wake.
+ *   MUTANT_SKIP_UNMARKED      a notifier that finds SENT sends nothing and
+ *       leaves SENT (does not mark PASS).
+ *   MUTANT_PASS_AS_SENT       ws_pass_wake marks SENT, not PASS.
+ * Knobs: -DNT=, -DNPUSH=, -DNINJ=, -DNLONG= (sizes, below); -DSC_MEMORY: no
+ * store buffer for the owner's split (MUTANT_RELAXED_SLEEPERS_LOAD then has
+ * no error: its bug is store buffering and nothing else); the producer's
+ * slot store is late in both.
  */
 
 #ifndef NT
@@ -44,6 +62,9 @@
 #endif
 #ifndef NINJ
 #define NINJ 1      /* items the external thread injects */
+#endif
+#ifndef NLONG
+#define NLONG NT    /* thieves that may start a long task (0..NT) */
 #endif
 
 /* ---- the owner's deque (queue/wq_deque.h, queue/deque.c) --------------- */
@@ -63,9 +84,14 @@ bool sb_full;
 byte sb_val;
 
 /* ---- the injection queue (queue/inject.c), as counters ----------------- */
-byte inj_tail;      /* q->tail: the producer's seq_cst CAS */
-byte inj_ready;     /* cells whose seq store (release) is visible: poppable */
+byte inj_tail;      /* q->tail: the producer's seq_cst fetch_add */
+byte inj_ready;     /* slots whose state WRITTEN is visible: poppable */
 byte inj_head;      /* q->head */
+/* The producer's exchange of the slot's state to WRITTEN (acq_rel) may be
+ * seen late, as if buffered: it waits here until the Flusher or the
+ * producer's next seq_cst RMW (a CAS of waking, the next push's fetch_add
+ * of tail) moves it to inj_ready. */
+bool inj_sb;
 
 /* ---- parking (sched/park.c) -------------------------------------------- */
 byte sleepers;      /* p->park.sleepers */
@@ -76,16 +102,36 @@ bool waiting[NT];   /* the kernel's futex wait queue on &p->park.epoch */
 bool reading[NT];   /* thief i has read epoch, not yet back from futex_wait */
 bool changed[NT];   /* ... and epoch has changed since */
 byte nwake;         /* scratch of futex_wake (always 0 between steps) */
+/* p->park.waking, the token (sched/ws.h): 0, no wake-up on its way; SENT,
+ * a notifier sent one and no worker has taken the token since; PASS, a
+ * notifier found SENT and skipped its own, or ws_pass_wake sent one: the
+ * worker that takes it passes a wake-up on. */
+#define SENT 1      /* WS_WAKE_SENT */
+#define PASS 3      /* WS_WAKE_PASS */
+byte waking;
 
 /* ---- bookkeeping (not in the code) ------------------------------------- */
 byte pushed;        /* items the owner has pushed */
 byte injected;      /* items the producer has pushed */
 byte done;          /* items taken (and run) by anyone */
+byte nlong;         /* thieves that started a long task */
 
 /* Drain the owner's store buffer (part of each of its locked instructions). */
 inline sb_drain()
 {
     atomic { if :: sb_full -> split = sb_val; sb_full = false :: else -> skip fi }
+}
+
+/* The CAS of ws_wake_once (a seq_cst RMW, a locked instruction) drains
+ * the store buffer of the process that runs it: the owner's split, the
+ * producer's slot state. The thieves have nothing buffered. */
+inline lock_drain()
+{
+    if
+    :: _pid == 0 -> sb_drain()
+    :: _pid == 1 && inj_sb -> inj_ready++; inj_sb = false
+    :: else -> skip
+    fi
 }
 
 /* A release or relaxed store of split by the owner: into the buffer (an
@@ -118,7 +164,7 @@ inline futex_wake(n)
 #endif
         :: else -> break
         od;
-        nwake = 0
+        nwake = 0; snd = false    /* the caller's "send" is done */
     }
 }
 
@@ -137,13 +183,38 @@ inline ws_wake(n)
     futex_wake(n)
 }
 
+/* ws_wake_once(p, n, mark), the part before ws_wake: a seq_cst load of
+ * waking, then a seq_cst CAS loop. Its effect is decided at one point, the
+ * successful CAS or the load (or a failed CAS's reload) that finds PASS;
+ * the steps before it write nothing, so under SC it is one atomic step
+ * (the caller's): 0 -> mark, and send (snd); SENT -> PASS, no send; PASS
+ * -> no write, no send. The caller then runs ws_wake(n) if snd. r_sl, the
+ * caller's read of sleepers, is done with. */
+inline wake_once(mark)
+{
+    if
+    :: waking == 0 -> lock_drain(); waking = mark; snd = true
+#ifdef MUTANT_SKIP_UNMARKED
+    :: waking == SENT -> skip                      /* no mark */
+#else
+    :: waking == SENT -> lock_drain(); waking = PASS
+#endif
+    :: else -> skip
+    fi;
+    r_sl = false
+}
+
 /* ws_notify(p, n): fetch_add(sleepers, 0), seq_cst. As a locked
  * instruction it drains the owner's store buffer first; the drain and the
- * read are one step. Then, if anyone sleeps, ws_wake(n). */
+ * read are one step. Then, if anyone sleeps, ws_wake_once(n, SENT). */
 inline ws_notify(n)
 {
     atomic { sb_drain(); r_sl = (sleepers > 0) }
-    if :: r_sl -> ws_wake(n) :: else -> skip fi
+    if
+    :: atomic { r_sl -> wake_once(SENT) }
+        if :: snd -> ws_wake(n) :: else -> skip fi
+    :: else -> skip
+    fi
 }
 
 /* wq_deque_publish(d, all): clears want_split, then moves half (rounded
@@ -179,7 +250,7 @@ inline ws_publish(all)
  * and pushed are the owner's own; done is bookkeeping). */
 active proctype Owner()
 {
-    bool slow, r_sl;
+    bool slow, r_sl, snd;
     byte t, s, n;
 
     do
@@ -224,7 +295,11 @@ active proctype Owner()
             :: slow ->
                 publish(r_sl, n);
                 r_sl = (sleepers > 0);
-                if :: n > 0 && r_sl -> ws_wake(n) :: else -> skip fi
+                if
+                :: atomic { n > 0 && r_sl -> wake_once(SENT) }
+                    if :: snd -> ws_wake(n) :: else -> skip fi
+                :: else -> r_sl = false
+                fi
             :: else -> skip
             fi
 #else
@@ -301,64 +376,84 @@ active proctype Owner()
 /* ---- the external producer (wq_inject_push + ws_notify_after_rmw) ------ */
 active proctype Producer()
 {
-    bool r_sl;
+    bool r_sl, snd;
 
     do
-    :: injected < NINJ ->
-        injected++;
-        inj_tail++;                /* seq_cst CAS of tail: visible to nonempty */
 #ifdef MUTANT_NO_NOTIFY_AFTER_INJECT
-        inj_ready++
+    :: atomic { injected < NINJ -> injected++; inj_tail++; inj_ready++ }
 #else
-        /* The cell's release store of seq may sit in the store buffer past
-         * the seq_cst load of sleepers (not past the epoch RMW). */
+    :: atomic {
+        injected < NINJ ->
+        /* the seq_cst fetch_add of tail, visible to wq_inject_nonempty (a
+         * locked instruction: the last push's slot store drains first) */
+        if :: inj_sb -> inj_ready++; inj_sb = false :: else -> skip fi;
+        injected++; inj_tail++;
+        /* the slot's exchange to WRITTEN (acq_rel): it may be seen after
+         * the seq_cst loads of sleepers and waking below, not after a CAS
+         * of waking. Into the buffer: nobody sees it yet. */
+        inj_sb = true
+       }
+        r_sl = (sleepers > 0);             /* ws_notify_after_rmw */
         if
-        :: inj_ready++; r_sl = (sleepers > 0)
-        :: r_sl = (sleepers > 0); inj_ready++
-        fi;
-        if :: r_sl -> ws_wake(1) :: else -> skip fi;
-        r_sl = false
+        :: atomic { r_sl -> wake_once(SENT) }
+            if :: snd -> ws_wake(1) :: else -> skip fi
+        :: else -> skip
+        fi
 #endif
     :: else -> break
     od
 }
 
+/* ws_run, inside a thief's take: the item runs briefly and the loop goes
+ * on; or, for up to NLONG thieves, it is a long task: the thief never
+ * looks for work again (as the owner's long task; a valid end state). */
+inline run_item()
+{
+    if
+    :: goto loop
+    :: nlong < NLONG -> nlong++; goto end_long_task
+    fi
+}
+
 /* ---- idle workers (sched/pool.c ws_worker_loop, ws_find_work; ---------- */
-/* ---- sched/park.c ws_park_wait) ---------------------------------------- */
+/* ---- sched/park.c ws_park_wait, ws_pass_wake) -------------------------- */
 active [NT] proctype Thief()
 {
     byte me = _pid - 2;    /* Owner is 0, Producer 1 */
-    bool found;
+    bool found, pass, r_sl, snd;
 
 loop:
-    found = false;
     /* ws_find_work: wq_deque_steal on the owner's deque, then
      * wq_inject_pop, each one atomic step (docs/park-model.md: both queues
      * are linearizable). A steal may also fail for a lost race (WQ_RETRY);
-     * then the search goes on to the injection queue. */
+     * then the search goes on to the injection queue. A take runs the item
+     * (run_item), or first passes a wake-up on if the thief owes one. */
     atomic {
         if
-        :: top < split -> top++; done++;                /* stolen: run it */
-           if :: top >= split -> drained = true :: else -> skip fi; goto loop
+        :: top < split -> top++; done++;                /* stolen */
+           if :: top >= split -> drained = true :: else -> skip fi;
+           if :: pass -> goto owe :: else -> run_item() fi
         :: top < split -> skip                          /* WQ_RETRY */
         :: else -> want_split = 1                       /* WQ_EMPTY: ask */
         fi
     }
     atomic {
         if
-        :: inj_head < inj_ready -> inj_head++; done++; goto loop
+        :: inj_head < inj_ready -> inj_head++; done++;  /* popped */
+           if :: pass -> goto owe :: else -> run_item() fi
         :: else -> skip
         fi
     }
-    /* A spin or yield round looks again; or park. */
+    /* A spin or yield round looks again; or park (pass is kept). */
     if
     :: goto loop
-    :: skip
+    :: atomic { reading[me] = true; changed[me] = false }  /* ws_park_wait: e = epoch */
     fi;
-
-    /* ws_park_wait */
-    atomic { reading[me] = true; changed[me] = false }  /* e = epoch */
     sleepers++;                                         /* seq_cst RMW */
+#ifndef MUTANT_NO_ENTRY_EXCHANGE
+    /* exchange(waking, 0), seq_cst: a PASS is owed on */
+    atomic { if :: waking == PASS -> pass = true :: else -> skip fi; waking = 0 }
+#endif
     sleep_mark = true;             /* on the other workers' hint words */
     /* ws_work_visible: wq_inject_nonempty (loads of head, then tail), then
      * wq_deque_stealable (loads of top, then split). Each queue's check is
@@ -366,23 +461,55 @@ loop:
      * "empty" answer from the two loads (h == tail, top >= split) is exact
      * at the second load; only spurious "non-empty" answers are left out,
      * and those just keep a worker awake. */
-    atomic { if :: inj_head != inj_tail -> found = true :: else -> skip fi }
+    found = (inj_head != inj_tail);
     if
-    :: !found -> atomic { if :: top < split -> found = true :: else -> skip fi }
+    :: atomic { !found -> found = (top < split) }
     :: else -> skip
     fi;
     if
-    :: !found ->
-        /* futex_wait(&epoch, e): the kernel compares and queues atomically */
-        atomic {
-            if :: !changed[me] -> waiting[me] = true :: else -> skip fi
-        }
+    :: atomic {
+        !found ->
+        /* futex_wait(&epoch, e): the kernel compares and queues atomically.
+         * The code clears pass when futex_wait returns; pass is local and
+         * read only later, so it is cleared here. */
+        if :: !changed[me] -> waiting[me] = true :: else -> skip fi;
+        pass = false
+       }
+        /* Back from futex_wait (a return only its own thread can see, so
+         * it is taken in the same step as the decrement). */
 end_asleep:
-        !waiting[me]
+        atomic { !waiting[me] -> sleepers--; reading[me] = false; changed[me] = false }
+    :: atomic { found -> sleepers--; reading[me] = false; changed[me] = false; found = false }
+    fi;
+#ifndef MUTANT_NO_EXIT_EXCHANGE
+    /* exchange(waking, 0) on the way out */
+    atomic { if :: waking == PASS -> pass = true :: else -> skip fi; waking = 0; goto loop }
+#else
+    goto loop;
+#endif
+
+owe:
+    /* ws_worker_loop, on finding work with pass set: pass = false, then
+     * ws_pass_wake: fetch_add(sleepers, 0), seq_cst; if anyone sleeps,
+     * ws_wake_once(1, PASS). */
+#ifdef MUTANT_NO_PASS
+    atomic { pass = false; run_item() }
+#else
+    atomic { pass = false; r_sl = (sleepers > 0) }
+    if
+#ifdef MUTANT_PASS_AS_SENT
+    :: atomic { r_sl -> wake_once(SENT) }
+#else
+    :: atomic { r_sl -> wake_once(PASS) }
+#endif
+        if :: snd -> ws_wake(1) :: else -> skip fi
     :: else -> skip
     fi;
-    atomic { sleepers--; reading[me] = false; changed[me] = false }
-    goto loop
+    atomic { run_item() }
+#endif
+
+end_long_task:
+    false    /* in a long task (run_item): never looks for work again */
 }
 
 /* ---- the store buffer drains at any time ------------------------------- */
@@ -391,16 +518,27 @@ active proctype Flusher()
 end_idle:
     do
     :: atomic { sb_full -> split = sb_val; sb_full = false }
+    :: atomic { inj_sb -> inj_ready++; inj_sb = false }
     od
 }
 
 /* ---- the property ------------------------------------------------------ */
+#if NT == 1
+#define ANY_ASLEEP (waiting[0])
+#elif NT == 2
+#define ANY_ASLEEP (waiting[0] || waiting[1])
+#else
+#define ANY_ASLEEP (waiting[0] || waiting[1] || waiting[2])
+#endif
 active proctype monitor()
 {
     timeout ->
-    /* Every thief is asleep, the producer is done, the owner is in its long
-     * task: nothing may be visible (stealable, or in the injection queue). */
-    assert(!(top < split) && inj_head == inj_tail);
+    /* Every thief is asleep or in its long task, the producer is done, the
+     * owner is in its long task. If a thief is asleep, nothing may be
+     * visible (stealable, or in the injection queue): it waits for a task
+     * that could run. (With every thief in a long task a visible item waits
+     * for the first one to finish: no wake-up is owed.) */
+    assert(!ANY_ASLEEP || (!(top < split) && inj_head == inj_tail));
     /* The model's own bookkeeping: every item was run or is still queued. */
     assert(done + (bottom - top) + (inj_tail - inj_head) == pushed + injected)
 }
