@@ -65,9 +65,9 @@ typedef struct ws_park {
     _Atomic(uint32_t) waking;
 } ws_park;
 /* waking: 0, none; SENT, a notifier woke and no worker has entered or
- * left ws_park_wait since; PASS, SENT and a notifier skipped its own
- * wake-up meanwhile: the worker that takes the token passes a wake-up on
- * when it finds work (ws_pass_wake). */
+ * left ws_park_wait since; PASS, as SENT, but the worker that takes the
+ * token passes a wake-up on when it finds work (ws_pass_wake): a notifier
+ * skipped its own wake-up meanwhile, or the wake-up was itself a pass. */
 enum { WS_WAKE_SENT = 1, WS_WAKE_PASS = 3 };
 
 /* ---- per-worker counters (weft_stats; sched/stats.c) --------------------
