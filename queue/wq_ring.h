@@ -32,10 +32,13 @@
 #include <stdint.h>
 #include "queue/wq_deque.h"
 
-/* Slots per ring (a power of two): 16 KiB of slots. A test that compiles
+/* Slots per ring (a power of two): 64 KiB of slots. 1,024 spilled a third
+ * more items into the injection queue while the workers were behind (1 M
+ * tasks from 4 threads: 0.87x of the time at 4,096, docs/benchmarks.md).
+ * A test that compiles
  * queue/ring.c in itself may choose fewer. */
 #ifndef WQ_RING_LOG2
-#define WQ_RING_LOG2 10
+#define WQ_RING_LOG2 12
 #endif
 #define WQ_RING_CAP ((uint64_t)1 << WQ_RING_LOG2)
 /* The most items one wq_ring_pop_batch takes. */

@@ -5,8 +5,8 @@
  * rings: the flows opened beyond them use the injection queue.
  *
  *   - many: one thread opens 70 flows on a 2-worker pool (6 more than
- *     there are rings) and spawns 3000 tasks into each, round-robin (each
- *     ring fills and spills); every task runs exactly once, every close
+ *     there are rings) and spawns 6000 tasks into each, round-robin (each
+ *     ring, 4,096 slots, fills and spills); every task runs exactly once, every close
  *     returns 0, and the pool's injected count is exactly the tasks
  *     spawned (ring or queue, each is counted once, where it is taken);
  *   - handoff: rounds of four threads, each opening a flow, spawning a
@@ -31,7 +31,7 @@
 #include <errno.h>
 #include <string.h>
 
-enum { FLOWS = 70, PER_FLOW = 3000 };
+enum { FLOWS = 70, PER_FLOW = 6000 };
 
 static _Atomic(uint32_t) *hits;
 
