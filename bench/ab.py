@@ -54,7 +54,10 @@ def main():
             row += f" {mins[n] * 1e3:10.3f}ms {meds[n] * 1e3:10.3f}ms" if n in mins else " " * 26
         for n in names[1:]:
             if n in mins:
-                row += f" {mins[n] / mins[base]:14.3f} {meds[n] / meds[base]:6.3f}"
+                # An idle-CPU row can measure 0 (nothing ran): no ratio.
+                rmin = f"{mins[n] / mins[base]:14.3f}" if mins[base] else f"{'-':>14s}"
+                rmed = f"{meds[n] / meds[base]:6.3f}" if meds[base] else f"{'-':>6s}"
+                row += f" {rmin} {rmed}"
         print(row)
 
 
