@@ -32,10 +32,10 @@
 #include <stdint.h>
 #include "queue/wq_deque.h"
 
-/* Slots per ring (a power of two): 64 KiB of slots. 1,024 spilled a third
- * more items into the injection queue while the workers were behind (1 M
- * tasks from 4 threads: 0.87x of the time at 4,096, docs/benchmarks.md).
- * A test that compiles
+/* Slots per ring (a power of two): 64 KiB of slots. With 1,024 a producer
+ * that runs ahead of the workers spilled more into the injection queue,
+ * which costs both sides more per item (1 M tiny tasks at 1 worker took
+ * 0.88x of the time with 4,096, docs/benchmarks.md). A test that compiles
  * queue/ring.c in itself may choose fewer. */
 #ifndef WQ_RING_LOG2
 #define WQ_RING_LOG2 12
