@@ -381,6 +381,21 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
     return ws_flow_open_slow(f, pool);
 }
 
+/* A full ring: the workers are behind by WQ_RING_CAP items, and on a busy
+ * machine the submitter's CPU is what they lack. So the first time it
+ * finds the ring full since it last had room, it gives its CPU up once
+ * (sched_yield) and tries again; after that it spills at once (it never
+ * waits for a consumer). 4 threads on 2 workers spent 2-3x their CPU per
+ * item in contended spills without it (docs/benchmarks.md). true: pushed. */
+__attribute__((noinline)) static bool ws_ring_full(wq_ring *r, weft_fn fn, void *arg)
+{
+    if (r->yielded)
+        return false;
+    r->yielded = true;
+    sched_yield();
+    return wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg);
+}
+
 /* The external thread that opened f (open, no owner), spawning into its
  * leased ring with the flow's pin: true when it did. The item is LOCAL,
  * counted by the ring's tail (ws_flow_ring_count); the push publishes it
@@ -396,9 +411,14 @@ static inline bool ws_spawn_ring(ws_flow *f, weft_fn fn, void *arg)
     struct weft_pool *pool = f->pool;
     if (WS_UNLIKELY(r == NULL) || WS_UNLIKELY(f->opener != ws_thread_token()) ||
         WS_UNLIKELY(pool->fork_gen != ws_fork_gen) ||
-        WS_UNLIKELY(!(f->flags & WS_FLOW_NO_CTX) && wctx_current() != f->ctx_pin) ||
-        WS_UNLIKELY(!wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg)))
+        WS_UNLIKELY(!(f->flags & WS_FLOW_NO_CTX) && wctx_current() != f->ctx_pin))
         return false;
+    if (WS_UNLIKELY(!wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg))) {
+        if (!ws_ring_full(r, fn, arg))
+            return false;
+    } else if (WS_UNLIKELY(r->yielded)) {
+        r->yielded = false; /* room again: the next full ring yields once more */
+    }
     WS_PROBE3(inject, pool, f, fn);
     if (WS_LIKELY(r->light))
         ws_notify_light(pool, 1);
