@@ -11,11 +11,7 @@
 # deviation. CC: the C compiler for pan (default cc).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) || exit 1
-cc=${CC:-cc}
-command -v spin >/dev/null 2>&1 || { echo "check_batch_rescue: spin is not installed" >&2; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/batch-rescue.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-. "$here/spin_check.sh"
+. "$here/spin_check.sh" batch_rescue
 spin_check batch_rescue light_with_membarrier ok
 spin_check batch_rescue seq_cst ok -DSEQ_CST
 spin_check batch_rescue light_3+3_items_3+3_rescues ok -DNB1=3 -DNB2=3 -DT1=3 -DT2=3

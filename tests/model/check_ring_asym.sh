@@ -10,11 +10,7 @@
 # any deviation. CC: the C compiler for pan (default cc).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) || exit 1
-cc=${CC:-cc}
-command -v spin >/dev/null 2>&1 || { echo "check_ring_asym: spin is not installed" >&2; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ring-asym.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-. "$here/spin_check.sh"
+. "$here/spin_check.sh" ring_asym
 spin_check ring_asym light_with_membarrier ok
 spin_check ring_asym rmw_fallback ok -DRMW
 spin_check ring_asym mutant_no_membarrier caught -DMUTANT_NO_HEAVY
