@@ -302,6 +302,19 @@ WS_SAME_OFFSET(ws_flow, local_pending, struct weft_flowv_, local_pending);
 WS_SAME_OFFSET(ws_flow, state, struct weft_flowv_, state);
 WS_SAME_OFFSET(ws_flow, cancel_cache, struct weft_flowv_, cancel_cache);
 WS_SAME_OFFSET(ws_flow, epoch, struct weft_flowv_, epoch);
+/* The inline open stores these in pairs of words (weft_pair_). */
+#define WS_PAIR(a, b) \
+    _Static_assert(offsetof(ws_flow, a) % 16 == 0 && offsetof(ws_flow, b) == offsetof(ws_flow, a) + 8, \
+                   #a " and " #b " are no pair")
+WS_PAIR(magic, pool);
+WS_PAIR(owner, ctx_pin);
+WS_PAIR(state, error);
+WS_PAIR(cancel_cache, epoch);
+WS_PAIR(local_pending, base);
+_Static_assert(offsetof(ws_flow, flags) == offsetof(ws_flow, magic) + 4 &&
+                   offsetof(ws_flow, canceled) == offsetof(ws_flow, error) + 4 &&
+                   offsetof(ws_flow, error) + 8 == offsetof(ws_flow, cancel_cache),
+               "flags and canceled fill their pair's word");
 _Static_assert(WS_FLOW_OPEN == WEFT_FLOW_OPEN_ && WS_FLOW_CLOSING == WEFT_FLOW_CLOSING_ &&
                    WS_FLOW_CLOSED == WEFT_FLOW_CLOSED_, "flow magic");
 _Static_assert(WS_FLOW_NO_CTX == WEFT_FLOW_NO_CTX_ && WS_FLOW_PIN_OWNED == WEFT_FLOW_PIN_OWNED_,
