@@ -245,9 +245,9 @@ __attribute__((always_inline)) static inline int weft_join_inline_(weft_fn a, vo
 }
 
 /* Two words stored at p (16-byte aligned in a weft_flow) as one store: the
- * open's fields go in pairs (the layout sched/ws.h asserts). On this
- * machine kind a flow's cost follows its stores more than its
- * instructions (docs/fast-path.md, "Stores, not instructions"). */
+ * open's fields go in pairs (the layout sched/ws.h asserts), 6 stores
+ * where there were 13, for a few more instructions (docs/fast-path.md,
+ * "The open's stores in pairs"). */
 typedef uint64_t weft_pair_t_ __attribute__((vector_size(16), aligned(8), may_alias));
 __attribute__((always_inline)) static inline void weft_pair_(void *p, uint64_t lo, uint64_t hi)
 {
@@ -348,7 +348,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
     __atomic_store_n(&f->magic, WEFT_FLOW_CLOSING_, __ATOMIC_RELAXED);
     weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f;
     int r = 0;
-    int64_t b, ran = 0;
+    int64_t b;
     /* After each task the scope is read again from this thread's TLS (the
      * task leaves it as it found it); the owner line stays in a register
      * (read again, it made every task's check wait on two dependent loads).
@@ -366,7 +366,7 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
         void *arg = (void *)__atomic_load_n(&sl[1], __ATOMIC_RELAXED);
         o->bottom = b - 1;
         f->local_pending--;
-        ran++;
+        weft_count_(&o->runs, 1);
         r = fn(arg);
         s = weft_thread_.scope;
         if (__builtin_expect(s && s->owned, 0))
@@ -380,9 +380,6 @@ __attribute__((always_inline)) static inline int weft_flow_close_inline_(weft_fl
                              0))
             break;
     }
-    /* One add for all the tasks run here: an add to memory per task made
-     * each wait for the last (skynet: 0.87x of the time without). */
-    weft_count_(&o->runs, ran);
     weft_thread_.flow = (struct weft_flow_rec_ *)(void *)f->parent;
     /* Acquire pairs with the release decrements of remote completions. */
     if (__builtin_expect(r == 0 && o->bottom <= f->base && f->local_pending == 0 &&
