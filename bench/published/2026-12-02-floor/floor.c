@@ -1,14 +1,17 @@
 /*
- * join_floor.c: how far below weft_join a join of this design can go, on
- * fib(n) with one join per internal node, 1 worker (docs/fast-path.md,
- * "The floor of this design"). Not built by CMake: a measurement kept
- * with its results (README.md here).
+ * floor.c: how far below weft's join and flow a design with the deque's
+ * index in memory and task arguments behind one pointer can go, on fib(n),
+ * 1 worker (docs/fast-path.md, "The floor of this design"). Not built by
+ * CMake: a measurement kept with its results (README.md here).
  *
  *   cc -O2 [-fno-omit-frame-pointer] -I include -I BUILD/include \
- *      join_floor.c BUILD/libweft.a -lpthread -o join_floor && ./join_floor 32 15
+ *      floor.c BUILD/libweft.a -lpthread -o floor
+ *   ./floor join 32 15     ./floor flow 30 11
  *
- * Each variant but weft_join is correct on 1 worker only: none handles a
- * steal, a context set or tracing.
+ * Every variant but weft's is correct on 1 worker only: none handles a
+ * steal, a context set, a cancel, an error or tracing.
+ *
+ * join:
  *   join        weft_join as a program gets it (the inline fast path)
  *   no checks   its offer and take-back without the checks (traced pool,
  *               dirty scope, fork child, the slot's neighbours)
@@ -16,11 +19,20 @@
  *   fixed slot  the same three words to one fixed slot, bottom untouched
  *               (not a deque: what the chain through bottom costs)
  *   direct      b then a, called directly: the workload's own cost
+ * flow (a flow per call, one half spawned, the other called):
+ *   flow1        weft_flow_open, weft_spawn, the call, weft_flow_close
+ *   lean         a flow of three words (owner line, base, magic): spawn
+ *                pushes three slot words; close takes back the newest
+ *                item and runs it
+ *   lean, apart  the same source with an empty asm statement in the leaf's
+ *                return and another in the node's, so that gcc does not
+ *                send the leaf's return through the node's epilogue
  */
 #include "weft.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 typedef struct {
@@ -28,6 +40,7 @@ typedef struct {
     uint64_t r;
 } fa;
 
+/* bench/workloads_serial.c's baseline, as it is there. */
 __attribute__((noinline)) uint64_t fib_serial(int n)
 {
     if (n < 2)
@@ -127,6 +140,84 @@ FIB(fib_pushpop, join_pushpop)
 FIB(fib_fixed, join_fixed)
 FIB(fib_direct, join_direct)
 
+static int fib_flow1(void *p)
+{
+    fa *a = p;
+    if (a->n < 2) {
+        a->r = (uint64_t)a->n;
+        return 0;
+    }
+    fa x = {a->n - 1, 0}, y = {a->n - 2, 0};
+    weft_flow f;
+    weft_flow_open(&f, NULL);
+    weft_spawn(&f, fib_flow1, &x);
+    fib_flow1(&y);
+    weft_flow_close(&f);
+    a->r = x.r + y.r;
+    return 0;
+}
+
+typedef struct {
+    struct weft_owner_ *o;
+    int64_t             base;
+    uint32_t            magic;
+} lean_flow;
+
+__attribute__((always_inline)) static inline void lean_open(lean_flow *f)
+{
+    struct weft_owner_ *o = weft_thread_.worker;
+    f->o = o, f->base = o->bottom, f->magic = 7;
+}
+
+__attribute__((always_inline)) static inline int lean_spawn(lean_flow *f, weft_fn fn, void *arg)
+{
+    struct weft_owner_ *o = weft_thread_.worker;
+    if (__builtin_expect(f->o != o || f->magic != 7 || o->bottom - o->top_seen > o->arr->mask, 0))
+        abort();
+    int64_t b = o->bottom;
+    uintptr_t *sl = SLOT(o, b);
+    sl[0] = (uintptr_t)fn, sl[1] = (uintptr_t)arg, sl[2] = (uintptr_t)f | 4u;
+    o->bottom = b + 1;
+    return 0;
+}
+
+__attribute__((always_inline)) static inline int lean_close(lean_flow *f)
+{
+    struct weft_owner_ *o = weft_thread_.worker;
+    int64_t b = o->bottom;
+    if (__builtin_expect(f->o != o || f->magic != 7 || b != f->base + 1, 0))
+        abort();
+    uintptr_t *sl = SLOT(o, b - 1);
+    if (__builtin_expect(b <= o->split_own || sl[2] != ((uintptr_t)f | 4u), 0))
+        abort();
+    o->bottom = b - 1;
+    int r = ((weft_fn)sl[0])((void *)sl[1]);
+    f->magic = 0;
+    return r;
+}
+
+#define LEAN(name, LEAF, NODE)                                                                     \
+    static int name(void *p)                                                                       \
+    {                                                                                              \
+        fa *a = p;                                                                                 \
+        if (a->n < 2) {                                                                            \
+            a->r = (uint64_t)a->n;                                                                 \
+            LEAF;                                                                                  \
+            return 0;                                                                              \
+        }                                                                                          \
+        fa x = {a->n - 1, 0}, y = {a->n - 2, 0};                                                   \
+        lean_flow f;                                                                               \
+        lean_open(&f);                                                                             \
+        lean_spawn(&f, name, &x);                                                                  \
+        name(&y);                                                                                  \
+        lean_close(&f);                                                                            \
+        a->r = x.r + y.r;                                                                          \
+        NODE;                                                                                      \
+        return 0;                                                                                  \
+    }
+LEAN(fib_lean, (void)0, (void)0)
+LEAN(fib_lean_apart, __asm__ volatile("# leaf"), __asm__ volatile("# node"))
+
 static double now(void)
 {
     struct timespec t;
@@ -141,20 +232,28 @@ static int cmpd(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 32, rounds = argc > 2 ? atoi(argv[2]) : 15;
-    if (rounds < 1 || rounds > 100)
+    static weft_fn joins[] = {NULL, fib_join, fib_nochecks, fib_pushpop, fib_fixed, fib_direct};
+    static const char *join_names[] = {"serial",   "join",       "no checks",
+                                       "push-pop", "fixed slot", "direct"};
+    static weft_fn flows[] = {NULL, fib_flow1, fib_lean, fib_lean_apart};
+    static const char *flow_names[] = {"serial", "flow1", "lean", "lean, apart"};
+    bool flow = argc > 1 && strcmp(argv[1], "flow") == 0;
+    if (argc < 2 || (!flow && strcmp(argv[1], "join") != 0))
         return 2;
-    static weft_fn fns[] = {NULL, fib_join, fib_nochecks, fib_pushpop, fib_fixed, fib_direct};
-    static const char *names[] = {"serial", "join", "no checks", "push-pop", "fixed slot", "direct"};
-    enum { K = 6 };
-    static double t[K][100];
+    weft_fn *fns = flow ? flows : joins;
+    const char **names = flow ? flow_names : join_names;
+    int k_n = flow ? 4 : 6;
+    int n = argc > 2 ? atoi(argv[2]) : 30, rounds = argc > 3 ? atoi(argv[3]) : 11;
+    if (n < 2 || n > 40 || rounds < 1 || rounds > 100)
+        return 2;
+    static double t[6][100];
     weft_pool *p;
     weft_pool_config c = {.workers = 1};
     if (weft_pool_create(&p, &c))
         return 1;
     uint64_t want = fib_serial(n);
     for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < K; k++) {
+        for (int k = 0; k < k_n; k++) {
             double t0 = now();
             uint64_t v;
             if (k == 0) {
@@ -171,11 +270,12 @@ int main(int argc, char **argv)
             if (v != want)
                 return 1;
         }
-    for (int k = 0; k < K; k++)
+    for (int k = 0; k < k_n; k++)
         qsort(t[k], (size_t)rounds, sizeof(double), cmpd);
-    printf("fib(%d), 1 worker, %d rounds interleaved: min (median), x serial\n", n, rounds);
-    for (int k = 0; k < K; k++)
-        printf("%-11s %7.2f ms (%7.2f)  %.2fx (%.2fx)\n", names[k], t[k][0] * 1e3,
+    printf("fib(%d), %s, 1 worker, %d rounds interleaved: min (median), x serial\n", n,
+           flow ? "a flow per call" : "a join per call", rounds);
+    for (int k = 0; k < k_n; k++)
+        printf("%-12s %7.2f ms (%7.2f)  %.2fx (%.2fx)\n", names[k], t[k][0] * 1e3,
                t[k][rounds / 2] * 1e3, t[k][0] / t[0][0], t[k][rounds / 2] / t[0][rounds / 2]);
     weft_pool_destroy(p);
     return 0;
