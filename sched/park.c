@@ -137,6 +137,14 @@ void ws_notify_light(struct weft_pool *p, int n)
         ws_wake_once(p, n, WS_WAKE_SENT, memory_order_relaxed);
 }
 
+/* ws_notify and ws_pass_wake: a seq_cst RMW of sleepers, then a wake-up
+ * marked mark if anyone sleeps. */
+static void ws_notify_marked(struct weft_pool *p, int n, uint32_t mark)
+{
+    if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
+        ws_wake_once(p, n, mark, memory_order_seq_cst);
+}
+
 void ws_notify(struct weft_pool *p, int n)
 {
     /* A seq_cst RMW used as a load (no standalone fence: ThreadSanitizer
@@ -145,8 +153,7 @@ void ws_notify(struct weft_pool *p, int n)
      * either the sleeper's increment comes first and we read it, or ours
      * does and the sleeper's RMW synchronizes with it, so that its recheck
      * sees the store that made our work visible. */
-    if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
-        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_seq_cst);
+    ws_notify_marked(p, n, WS_WAKE_SENT);
 }
 
 void ws_pass_wake(struct weft_pool *p)
@@ -154,8 +161,7 @@ void ws_pass_wake(struct weft_pool *p)
     /* As ws_notify: the RMW pairs with the announce of a worker that parks
      * after our exchange of waking (which is then answered by its own
      * recheck). */
-    if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
-        ws_wake_once(p, 1, WS_WAKE_PASS, memory_order_seq_cst);
+    ws_notify_marked(p, 1, WS_WAKE_PASS);
 }
 
 uint64_t ws_now_ns(void)
@@ -163,6 +169,13 @@ uint64_t ws_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ws_park_wait takes the token (waking to 0): whether it was PASS. seq_cst
+ * exchange: pairs with ws_wake_once's load and CAS. */
+static bool ws_take_token(struct weft_pool *p)
+{
+    return atomic_exchange_explicit(&p->park.waking, 0, memory_order_seq_cst) == WS_WAKE_PASS;
 }
 
 /* A parker whose membarrier failed sleeps at most this long (1 ms). */
@@ -175,9 +188,9 @@ bool ws_park_wait(struct weft_pool *p, ws_worker *w, bool pass)
     /* seq_cst pairs with ws_notify's RMW and ws_notify_after_rmw's load. */
     atomic_fetch_add_explicit(&p->park.sleepers, 1, memory_order_seq_cst);
     /* Take the token: a notifier that skipped its wake-up before this
-     * exchange (seq_cst, pairs with ws_wake_once's load and CAS) made its
-     * work visible before it, so the recheck below sees that work. */
-    if (atomic_exchange_explicit(&p->park.waking, 0, memory_order_seq_cst) == WS_WAKE_PASS)
+     * exchange made its work visible before it, so the recheck below sees
+     * that work. */
+    if (ws_take_token(p))
         pass = true;
     /* Tell the others' pushes that someone may sleep (their one hint word):
      * they then publish all they push, and notify. A hint, relaxed. */
@@ -211,7 +224,7 @@ bool ws_park_wait(struct weft_pool *p, ws_worker *w, bool pass)
     /* Take the token again on the way out, so that the next notifier sends
      * a wake-up; a PASS: someone skipped while we were on our way, and we
      * may not see their work before we find other work. */
-    if (atomic_exchange_explicit(&p->park.waking, 0, memory_order_seq_cst) == WS_WAKE_PASS)
+    if (ws_take_token(p))
         pass = true;
     return pass;
 }
