@@ -149,6 +149,12 @@ static void wait_all_parked(weft_pool *p)
     }
 }
 
+/* From outside: weft_for over one piece per worker. */
+static void for_outside(weft_pool *p)
+{
+    CHECK_EQ(weft_for(p, 0, (size_t)nworkers_now, 1, range_piece, NULL), 0);
+}
+
 /* From outside: one piece per worker, back to back, into one flow. */
 static void external_burst(weft_pool *p)
 {
@@ -175,14 +181,15 @@ int main(void)
         rounds = 5 * (test_soak() ? 10 : 1);
     static const struct {
         const char *name;
-        weft_fn     fn;
+        weft_fn     fn;                   /* run as a task, or */
+        void        (*outside)(weft_pool *); /* run from this thread */
     } shapes[] = {
-        {"join", shape_join},
-        {"spawn+inline", shape_spawn_inline},
-        {"spawn loop", shape_spawn_loop},
-        {"weft_for in a task", shape_for_in_task},
-        {"weft_for from outside", NULL},
-        {"external burst", NULL},
+        {"join", shape_join, NULL},
+        {"spawn+inline", shape_spawn_inline, NULL},
+        {"spawn loop", shape_spawn_loop, NULL},
+        {"weft_for in a task", shape_for_in_task, NULL},
+        {"weft_for from outside", NULL, for_outside},
+        {"external burst", NULL, external_burst},
     };
     for (int n = 2; n <= MAXN; n++) {
         weft_pool *p;
@@ -197,10 +204,8 @@ int main(void)
                 meet_reset(n);
                 if (shapes[s].fn)
                     run_root(p, shapes[s].fn);
-                else if (!strcmp(shapes[s].name, "external burst"))
-                    external_burst(p);
                 else
-                    CHECK_EQ(weft_for(p, 0, (size_t)n, 1, range_piece, NULL), 0);
+                    shapes[s].outside(p);
                 meet_check(shapes[s].name, n);
             }
         }
