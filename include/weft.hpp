@@ -1096,56 +1096,65 @@ inline T parallel_reduce(pool &p, B begin, E end, T identity, Body &&body, C &&c
 /* Context variables and snapshots                                           */
 /* ------------------------------------------------------------------------ */
 
-/* A weft_ctx_var holding a T. weft never frees a context value (weft.h has
- * no retain/release for values), so:
+/* A weft_ctx_var holding a T:
  *  - a small trivially copyable T (an int, an id, an enum, a pointer to
  *    something you keep alive) is stored in the variable's pointer-sized
  *    slot itself: get() returns a T, set() costs what weft_ctx_set costs;
- *  - any other T (a std::shared_ptr, a std::string) is boxed: set() copies
- *    the value into a node this object owns and stores the node's address;
- *    get() returns a const T & to it. Nodes are freed when the context_var
- *    is destroyed, not before (a snapshot may still hold any of them), so
- *    every set() of a boxed T keeps one node until then: fine for values
- *    set a few times, not for one set per request.
- * The weft variable lives until the process ends, and this object must
- * outlive every get() and set() on it: make context variables static. */
+ *  - any other T (a std::shared_ptr, a std::string) is boxed: set() moves
+ *    the value into a reference-counted node, and the variable's lifetime
+ *    hooks (weft_ctx_var_create_ops) count the contexts that hold it, so
+ *    the node, and the T in it, is destroyed when the last context holding
+ *    it is gone: the set's own scope (at its next set, or when the task or
+ *    thread ends), and every snapshot and task that inherited it. get()
+ *    returns a copy (a reference could outlive the node at the next set).
+ *    T's destructor then runs on whichever thread releases the last
+ *    context, in an empty context: it must not use flows, joins or pools.
+ * The initial value is this object's, destroyed with it. The weft
+ * variable lives until the process ends, and this object must outlive
+ * every get() and set() on it: make context variables static. */
 template <class T>
 class context_var {
     static constexpr bool in_slot = std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
                                     sizeof(T) <= sizeof(void *);
+    /* A boxed value and the holds on it: one per context that holds it
+     * (weft's retain and release), and one by whoever made it until it is
+     * handed over. */
     struct node {
-        node *next;
-        T     value;
+        std::atomic<std::size_t> holds;
+        T                        value;
     };
 
 public:
-    using value_type = std::conditional_t<in_slot, T, const T &>;
+    using value_type = T;
 
     explicit context_var(const char *name = nullptr, T initial = T{})
     {
         void *v;
-        if constexpr (in_slot)
+        int   rc;
+        if constexpr (in_slot) {
             v = to_ptr(initial);
-        else
-            v = box(std::move(initial));
-        int rc = weft_ctx_var_create(&v_, name, v);
-        if (rc)
+            rc = weft_ctx_var_create(&v_, name, v);
+        } else {
+            initial_ = new node{{1}, std::move(initial)};
+            static const weft_ctx_var_ops ops = {retain, release};
+            rc = weft_ctx_var_create_ops(&v_, name, initial_, &ops);
+        }
+        if (rc) {
+            if constexpr (!in_slot)
+                delete initial_;
             detail::throw_error(rc, "weft::context_var: weft_ctx_var_create");
+        }
     }
     context_var(const context_var &) = delete;
     context_var &operator=(const context_var &) = delete;
     ~context_var()
     {
         if constexpr (!in_slot)
-            for (node *n = nodes_.load(std::memory_order_acquire); n;) {
-                node *next = n->next;
-                delete n;
-                n = next;
-            }
+            release(initial_);
     }
 
     /* The value in the current context (task or thread), else the initial. */
-    value_type get() const noexcept
+    T get() const noexcept(in_slot || std::is_nothrow_copy_constructible_v<T>)
     {
         if constexpr (in_slot)
             return from_ptr(weft_ctx_get(v_));
@@ -1155,12 +1164,14 @@ public:
     /* Sets it in the current context: this task and what it spawns after. */
     void set(T value)
     {
-        void *v;
-        if constexpr (in_slot)
-            v = to_ptr(value);
-        else
-            v = box(std::move(value));
-        int rc = weft_ctx_set(v_, v);
+        int rc;
+        if constexpr (in_slot) {
+            rc = weft_ctx_set(v_, to_ptr(value));
+        } else {
+            node *n = new node{{1}, std::move(value)};
+            rc = weft_ctx_set(v_, n); /* the new context retains n */
+            release(n);               /* our hold, handed over (or n's last) */
+        }
         if (rc)
             detail::throw_error(rc, "weft::context_var::set: weft_ctx_set");
     }
@@ -1179,18 +1190,22 @@ private:
         std::memcpy(&v, &p, sizeof v);
         return v;
     }
-    /* A node for value, on the list freed by the destructor (any thread may
-     * push: a lock-free stack). */
-    void *box(T &&value)
+    /* weft's hooks. A new hold is taken only from an existing one (the
+     * context being copied, or the maker's), so relaxed suffices; the
+     * release that drops the last hold acquires every other's writes
+     * before the delete (acq_rel pairs with the other releases). */
+    static void retain(void *p) noexcept
     {
-        node *n = new node{nullptr, std::move(value)};
-        n->next = nodes_.load(std::memory_order_relaxed);
-        while (!nodes_.compare_exchange_weak(n->next, n, std::memory_order_release, std::memory_order_relaxed)) {
-        }
-        return n;
+        static_cast<node *>(p)->holds.fetch_add(1, std::memory_order_relaxed);
     }
-    weft_ctx_var       *v_ = nullptr;
-    std::atomic<node *> nodes_{nullptr};
+    static void release(void *p) noexcept
+    {
+        node *n = static_cast<node *>(p);
+        if (n->holds.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            delete n;
+    }
+    weft_ctx_var *v_ = nullptr;
+    node         *initial_ = nullptr; /* boxed: this object's hold */
 };
 
 /* A snapshot of the current context (weft_ctx_capture), released when the

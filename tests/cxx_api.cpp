@@ -183,6 +183,55 @@ void joins(weft::pool &p)
 
 enum class color : unsigned char { red = 1, green = 2, blue = 3 };
 
+// A boxed value is destroyed when the last context holding it goes: the
+// scope that set it (at its next set), a snapshot, the tasks that inherited
+// it; a value per task is gone when its flow closes.
+void boxed_lifetimes(weft::pool &p)
+{
+    weft::context_var<std::shared_ptr<int>> held("held");
+    CHECK(held.get() == nullptr);
+    auto one = std::make_shared<int>(1);
+    std::weak_ptr<int> w1 = one;
+    held.set(std::move(one));
+    CHECK(!w1.expired() && *held.get() == 1);
+    {
+        weft::context snap = weft::context::capture();
+        held.set(std::make_shared<int>(2));
+        CHECK(!w1.expired()); // the snapshot holds it
+        CHECK_EQ(snap.run([&held] { return *held.get(); }), 1);
+    }
+    CHECK(w1.expired());
+    CHECK_EQ(*held.get(), 2);
+
+    constexpr int n = 200;
+    std::vector<std::weak_ptr<int>> seen(n);
+    std::atomic<int> bad{0};
+    {
+        weft::flow f(p);
+        for (int i = 0; i < n; i++)
+            f.spawn([&, i] {
+                auto v = std::make_shared<int>(i);
+                seen[static_cast<std::size_t>(i)] = v;
+                held.set(std::move(v));
+                weft::flow g; // the children inherit it, and hold it
+                for (int k = 0; k < 3; k++)
+                    g.spawn([&, i] {
+                        if (*held.get() != i)
+                            bad++;
+                    });
+                g.wait();
+            });
+        f.wait();
+    }
+    CHECK_EQ(bad.load(), 0);
+    int alive = 0;
+    for (auto &w : seen)
+        alive += !w.expired();
+    CHECK_EQ(alive, 0);
+    CHECK_EQ(*held.get(), 2);
+    held.set(nullptr); // this thread's last hold on 2
+}
+
 void contexts(weft::pool &p)
 {
     static weft::context_var<int> id("request_id", -1);
@@ -218,8 +267,8 @@ void contexts(weft::pool &p)
     CHECK_EQ(bad.load(), 0);
     CHECK_EQ(id.get(), 19);
 
-    // Boxed values: a shared_ptr and a string (copied into nodes the
-    // context_var frees when it is destroyed).
+    // Boxed values: a shared_ptr and a string (moved into nodes that live
+    // as long as a context holds them).
     {
         auto first = std::make_shared<int>(1);
         weft::context_var<std::shared_ptr<int>> sp("sp", first);
@@ -245,8 +294,9 @@ void contexts(weft::pool &p)
         g.wait();
         CHECK_EQ(seen.load(), 10);
         CHECK_EQ(*sp.get(), 2);
-        CHECK(!watch.expired()); // a context may still hold it
+        CHECK(!watch.expired()); // this thread's context holds it
     }
+    boxed_lifetimes(p);
     // A snapshot: runs in the values of the capture, not today's.
     weft::context snap = weft::context::capture();
     id.set(77);
