@@ -18,6 +18,9 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* CLOCK_MONOTONIC and eventfd/timerfd under -std=c11 */
+#endif
 #include <weft.h>
 
 #include <errno.h>
