@@ -108,9 +108,10 @@ WEFT_API int weft_pool_create(weft_pool **pool, const weft_pool_config *cfg);
  * EDEADLK: called from one of this pool's own workers. The default pool
  * cannot be destroyed (EINVAL).
  * fork() inside a task: the child may go on running that task; when the
- * task returns to weft in the child (or waits in a close or join there),
- * the child exits with status 0 as _exit does (no atexit handlers, no
- * flush of the stdio buffers it copied from the parent). */
+ * task returns to weft in the child (or waits in a join there), the child
+ * exits with status 0 as _exit does (no atexit handlers, no flush of the
+ * stdio buffers it copied from the parent). A spawn into, or a close of, a
+ * flow opened before the fork is EINVAL in the child. */
 WEFT_API int weft_pool_destroy(weft_pool *pool);
 
 /* The number of workers; 0 for NULL. */
@@ -217,9 +218,12 @@ typedef struct weft_flow {
 } weft_flow;
 
 /* Opens a flow on pool (NULL: the calling worker's pool, else the default
- * pool). A flow opened inside a task must be closed before that task returns
- * (if it is not, weft_pool_destroy says EBUSY from then on).
+ * pool). A flow opened inside a task must be closed by that task, before it
+ * returns (if it is not, weft_pool_destroy says EBUSY from then on).
  * Flows opened inside a task of a canceled flow count as canceled.
+ * The flow must not be open (opened and not closed yet, or async-closing):
+ * weft does not read a flow's memory before it opens it (it may be
+ * uninitialized), so it cannot say EINVAL there.
  * EINVAL: flow NULL, or the pool is being destroyed or was inherited across
  * fork(). With pool NULL off a worker, the default pool's creation error if
  * it could not be created (see weft_default_pool). */
@@ -238,9 +242,10 @@ WEFT_API int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
  * worker the caller runs other work meanwhile; elsewhere it sleeps.
  * Returns 0 if every task returned 0; else the first nonzero value a task
  * returned; ECANCELED if the flow was canceled and no task failed.
- * EINVAL: flow NULL or not open (never opened, or closed already), or
+ * EINVAL: flow NULL or not open (never opened, or closed already); or
  * called from inside the flow: by one of its tasks, or a task below one
- * (it would wait for itself); the flow then stays open.
+ * (it would wait for itself); or a flow a task opened, closed from any
+ * other task: the flow then stays open for its opener's close.
  * After it returns, the flow's memory is the caller's again. */
 WEFT_API int weft_flow_close(weft_flow *flow);
 

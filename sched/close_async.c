@@ -145,6 +145,7 @@ int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
          * pool whose workers stop (a flow of on_worker_stop) would never
          * run done: acquire pairs with ws_pool_stop's store of stopping. */
         if (f->owner != w || atomic_load_explicit(&f->magic, memory_order_relaxed) != open ||
+            ws_cur_flow != f->parent || /* closed by the task that opened it */
             atomic_load_explicit(&f->pool->stopping, memory_order_acquire))
             return EINVAL;
         atomic_store_explicit(&f->magic, WS_FLOW_ASYNC, memory_order_relaxed);

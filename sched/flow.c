@@ -766,7 +766,7 @@ __attribute__((noinline)) static int ws_close_owner_slow(ws_flow *f, ws_worker *
 __attribute__((noinline)) static int ws_close_other(ws_flow *f, ws_worker *w)
 {
     if (!f || (w && f->owner == w))
-        return EINVAL; /* the owner's flow is not open */
+        return EINVAL; /* the owner's flow is not open, or not its task's */
     if (ws_flow_encloses_caller(f))
         return EINVAL; /* closed from inside: it would wait for itself */
     if (f->owner || atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN ||
@@ -792,8 +792,12 @@ int weft_flow_close(weft_flow *flow)
     ws_worker *w = ws_self;
     /* Only the owner may close a flow it owns, so no other thread can race
      * the magic check: no locked instruction needed. */
+    /* A task's flow is closed by that task: the one whose flow is current
+     * now as it was at the open (a sibling on the same worker, or a task of
+     * f, would close it from elsewhere). */
     if (WS_UNLIKELY(!f || !w || f->owner != w ||
-                    atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN))
+                    atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN ||
+                    ws_cur_flow != f->parent))
         return ws_close_other(f, w);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSING, memory_order_relaxed);
     ws_stat_depth(w); /* the deque is deepest when its spawner closes */

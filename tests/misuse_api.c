@@ -4,8 +4,9 @@
  *   - flows never opened (zeroed and garbage memory), closed twice, spawned
  *     into after close, closed from inside by one of their own tasks or a
  *     task below one, also one its owner runs while it helps during
- *     another wait (EINVAL; the flow stays open for spawns and its real
- *     close works);
+ *     another wait, or by a sibling task the opener's wait on another flow
+ *     runs (EINVAL, also for an async close; the flow stays open for
+ *     spawns and its real close works);
  *   - weft_join with a NULL half runs neither half; weft_for with fn NULL or
  *     begin > end calls nothing; begin == end returns 0 at once;
  *   - destroy with a flow open (EBUSY; the pool keeps working; then close
@@ -535,6 +536,55 @@ static void test_close_from_helped_task(void)
     CHECK_EQ(weft_pool_destroy(one), 0);
 }
 
+/* A task's flow closed by another task on the same worker: a sibling that
+ * the opener's wait on another flow runs inline. EINVAL for the close and
+ * the async close (it is the opener's to close), and the opener's close
+ * then runs the flow's task and succeeds. One worker, so the sibling runs
+ * there. */
+static void never_done(void *arg, int result)
+{
+    (void)arg, (void)result;
+    CHECK(!"an async close the opener did not make ran its done");
+}
+
+static int close_sibling_flow(void *p)
+{
+    weft_flow *f = p;
+    CHECK(weft_current_flow() != f);
+    CHECK_EQ(weft_flow_close(f), EINVAL);
+    CHECK_EQ(weft_flow_close_async(f, never_done, NULL), EINVAL);
+    CHECK_EQ(weft_spawn(f, mark_task, NULL), 0); /* still open */
+    return 0;
+}
+
+static int open_then_wait(void *p)
+{
+    (void)p;
+    weft_flow f, g;
+    CHECK_EQ(weft_flow_open(&f, NULL), 0);
+    CHECK_EQ(weft_spawn(&f, mark_task, NULL), 0);
+    CHECK_EQ(weft_flow_open(&g, NULL), 0);
+    CHECK_EQ(weft_spawn(&g, close_sibling_flow, &f), 0);
+    CHECK_EQ(weft_flow_close(&g), 0); /* runs close_sibling_flow here */
+    CHECK_EQ(weft_flow_close(&f), 0);
+    CHECK_EQ(atomic_load(&g_ran), 2);
+    return 0;
+}
+
+static void test_close_from_sibling(void)
+{
+    weft_pool *one;
+    weft_pool_config cfg = {.workers = 1, .name = "mis"};
+    CHECK_EQ(weft_pool_create(&one, &cfg), 0);
+    atomic_store(&g_ran, 0);
+    weft_flow f;
+    CHECK_EQ(weft_flow_open(&f, one), 0);
+    CHECK_EQ(weft_spawn(&f, open_then_wait, NULL), 0);
+    CHECK_EQ(weft_flow_close(&f), 0);
+    CHECK_EQ(atomic_load(&g_ran), 2);
+    CHECK_EQ(weft_pool_destroy(one), 0);
+}
+
 static void test_default_pool_bad_env(void)
 {
     CHECK_EQ(setenv("WEFT_WORKERS", "abc", 1), 0);
@@ -575,6 +625,8 @@ int main(void)
     test_close_from_inside();
     test_close_from_helped_task();
     printf("a task closing its own flow or one above: ok\n");
+    test_close_from_sibling();
+    printf("a task closing a sibling's flow: ok\n");
     printf("misuse_api: ok\n");
     return 0;
 }
