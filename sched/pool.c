@@ -573,7 +573,8 @@ static int ws_env_workers(unsigned *n)
     char *end;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v < 1 || v > WEFT_MAX_WORKERS || s[0] == '-')
+    /* Digits only: strtoul would also take leading blanks and a sign. */
+    if (errno || *end || v < 1 || v > WEFT_MAX_WORKERS || s[0] < '0' || s[0] > '9')
         return EINVAL;
     *n = (unsigned)v;
     return 0;
