@@ -307,8 +307,8 @@ static void test_config(void)
     CHECK_EQ(weft_pool_destroy(p), 0);
 
     STAGE("$WEFT_WORKERS");
-    static const char *bad[] = {"abc", "0", "-3", "99999", "513", "3x", "1.5", "0x3", "-0", " 3", "+2", "2 ",
-                                "18446744073709551617"};
+    static const char *bad[] = {"abc", "0",  "-3", "99999", "513", "3x", "1.5",
+                                "0x3", "-0", " 3", "+2",    "2 ",  "18446744073709551617"};
     weft_pool_config zero = {0};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ(setenv("WEFT_WORKERS", bad[i], 1), 0);
