@@ -791,10 +791,11 @@ int weft_flow_close(weft_flow *flow)
     ws_flow *f = ws_flow_of(flow);
     ws_worker *w = ws_self;
     /* Only the owner may close a flow it owns, so no other thread can race
-     * the magic check: no locked instruction needed. */
-    /* A task's flow is closed by that task: the one whose flow is current
-     * now as it was at the open (a sibling on the same worker, or a task of
-     * f, would close it from elsewhere). */
+     * the magic check: no locked instruction needed. And a task's flow is
+     * closed by that task: the current flow must be f's parent, as at the
+     * open. That refuses a task of another flow that this worker runs
+     * inside the opener's wait, and a task of f; a sibling of the opener,
+     * a task of the same flow, is not told apart by it. */
     if (WS_UNLIKELY(!f || !w || f->owner != w ||
                     atomic_load_explicit(&f->magic, memory_order_relaxed) != WS_FLOW_OPEN ||
                     ws_cur_flow != f->parent))
