@@ -244,8 +244,9 @@ WEFT_API int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);
  * returned; ECANCELED if the flow was canceled and no task failed.
  * EINVAL: flow NULL or not open (never opened, or closed already); or
  * called from inside the flow: by one of its tasks, or a task below one
- * (it would wait for itself); or a flow a task opened, closed from any
- * other task: the flow then stays open for its opener's close.
+ * (it would wait for itself); or, for a flow a task opened, called from
+ * a task of another flow (one that the task's wait runs on its worker,
+ * say): the flow then stays open for its opener's close.
  * After it returns, the flow's memory is the caller's again. */
 WEFT_API int weft_flow_close(weft_flow *flow);
 
