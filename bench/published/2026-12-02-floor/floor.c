@@ -216,7 +216,9 @@ __attribute__((always_inline)) static inline int lean_close(lean_flow *f)
     return r;
 }
 
-#define LEAN(name, LEAF, NODE)                                                                     \
+/* A fib node on the lean flow: x spawned, then SECOND (y called, or spawned
+ * too), then CLOSE. */
+#define LEAN(name, SECOND, CLOSE, LEAF, NODE)                                                      \
     static int name(void *p)                                                                       \
     {                                                                                              \
         fa *a = p;                                                                                 \
@@ -229,14 +231,15 @@ __attribute__((always_inline)) static inline int lean_close(lean_flow *f)
         lean_flow f;                                                                               \
         lean_open(&f);                                                                             \
         lean_spawn(&f, name, &x);                                                                  \
-        name(&y);                                                                                  \
-        lean_close(&f);                                                                            \
+        SECOND;                                                                                    \
+        CLOSE(&f);                                                                                 \
         a->r = x.r + y.r;                                                                          \
         NODE;                                                                                      \
         return 0;                                                                                  \
     }
-LEAN(fib_lean, (void)0, (void)0)
-LEAN(fib_lean_apart, __asm__ volatile("# leaf"), __asm__ volatile("# node"))
+LEAN(fib_lean, fib_lean(&y), lean_close, (void)0, (void)0)
+LEAN(fib_lean_apart, fib_lean_apart(&y), lean_close, __asm__ volatile("# leaf"),
+     __asm__ volatile("# node"))
 
 /* Runs the flow's items back from the top of the private part. */
 __attribute__((always_inline)) static inline void lean_close_all(lean_flow *f)
@@ -276,27 +279,9 @@ static int fib_flow2(void *p)
     return rc ? rc : s1 ? s1 : s2;
 }
 
-#define LEAN_FIB(name, LEAF, NODE)                                                                 \
-    static int name(void *p)                                                                       \
-    {                                                                                              \
-        fa *a = p;                                                                                 \
-        if (a->n < 2) {                                                                            \
-            a->r = (uint64_t)a->n;                                                                 \
-            LEAF;                                                                                  \
-            return 0;                                                                              \
-        }                                                                                          \
-        fa x = {a->n - 1, 0}, y = {a->n - 2, 0};                                                   \
-        lean_flow f;                                                                               \
-        lean_open(&f);                                                                             \
-        lean_spawn(&f, name, &x);                                                                  \
-        lean_spawn(&f, name, &y);                                                                  \
-        lean_close_all(&f);                                                                            \
-        a->r = x.r + y.r;                                                                          \
-        NODE;                                                                                      \
-        return 0;                                                                                  \
-    }
-LEAN_FIB(fib_lean2, (void)0, (void)0)
-LEAN_FIB(fib_lean2_apart, __asm__ volatile("# leaf"), __asm__ volatile("# node"))
+LEAN(fib_lean2, lean_spawn(&f, fib_lean2, &y), lean_close_all, (void)0, (void)0)
+LEAN(fib_lean2_apart, lean_spawn(&f, fib_lean2_apart, &y), lean_close_all,
+     __asm__ volatile("# leaf"), __asm__ volatile("# node"))
 
 typedef struct {
     uint64_t num, size, r;
