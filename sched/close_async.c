@@ -48,7 +48,7 @@ static void ws_flow_async_done(ws_flow *f)
         wctx_release(f->ctx_pin);
     atomic_store_explicit(&f->magic, WS_FLOW_CLOSED, memory_order_relaxed);
     /* Worker -1, as for an external close: done's worker is no owner. */
-    WS_PROBE4(flow_close, pool, -1, f, err);
+    WS_PROBE4(flow_close, pool, WS_PROBE_REG(-1), f, err);
 
     /* done runs as the last act of f, inside f's parent (held until done
      * returns): a flow it opens is the parent's child, and closing the

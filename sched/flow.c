@@ -355,7 +355,7 @@ __attribute__((noinline)) static int ws_flow_open_slow(ws_flow *f, weft_pool *po
     if (f->ring)
         wq_ring_set_common(f->ring, (uintptr_t)f | WS_LOCAL,
                            f->flags & WS_FLOW_NO_CTX ? 0 : (uintptr_t)f->ctx_pin);
-    WS_PROBE3(flow_open, pool, -1, f);
+    WS_PROBE3(flow_open, pool, WS_PROBE_REG(-1), f);
     return 0;
 }
 
@@ -708,7 +708,7 @@ static int ws_flow_finish(ws_flow *f)
         ws_flow_closed(f->owner, f, err);
         ws_count_open(f->owner, -1); /* we are the owner */
     } else {
-        WS_PROBE4(flow_close, pool, -1, f, err);
+        WS_PROBE4(flow_close, pool, WS_PROBE_REG(-1), f, err);
         /* The count read zero (acquire): every item of f's ring was taken
          * and ran, and the opener's pushes came before (see ws.h). */
         ws_flow_ring_return(f);
