@@ -349,7 +349,7 @@ public:
     {
         if (!open_)
             return;
-        if (async_)
+        if (async_.load(std::memory_order_acquire))
             std::terminate(); /* close_async's done has not run: its tasks use us */
         int rc = weft_flow_close(&f_);
         if (__builtin_expect(rc != 0, 0)) {
@@ -428,17 +428,24 @@ public:
         using D = std::decay_t<F>;
         static_assert(std::is_invocable_v<D &, std::exception_ptr>,
                       "weft::flow::close_async: done must take a std::exception_ptr");
-        if (!open_ || async_)
+        if (!open_ || async_.load(std::memory_order_acquire))
             detail::throw_error(EINVAL, "weft::flow::close_async: the flow is not open");
+        /* One of its own tasks: refused before async_ is touched, which the
+         * opener's destructor reads meanwhile. (A task further below is
+         * refused by weft, with async_ set for that moment.) */
+        if (current() == this)
+            detail::throw_error(EINVAL, "weft::flow::close_async: called from inside the flow");
         struct pending {
             flow *self;
             D     fn;
         };
         auto *p = new pending{this, D(std::forward<F>(done))};
-        async_ = true; /* before the call: done may run at once on a worker */
+        /* Before the call: done may run at once on a worker. Release pairs
+         * with the acquire loads above and in the destructor. */
+        async_.store(true, std::memory_order_release);
         int rc = weft_flow_close_async(&f_, &async_done<pending>, p);
         if (rc) {
-            async_ = false;
+            async_.store(false, std::memory_order_release);
             delete p;
             detail::throw_error(rc, "weft::flow::close_async");
         }
@@ -523,7 +530,10 @@ private:
     /* The first failure wins: code != 0, or an exception (code 0). Called
      * before the task returns, so before weft cancels the flow: a failure
      * that the cancel causes in another task (a nested flow's ECANCELED)
-     * always comes later. */
+     * always comes later. The first one cancels the flow itself, at once:
+     * from here on still_open() must read canceled while the flow is open
+     * (a task's wait() from inside, in the moment before weft's own
+     * cancel, would take the flow for closed). */
     void fail(int code, std::exception_ptr e) noexcept
     {
         int zero = 0;
@@ -531,6 +541,7 @@ private:
             code_ = code;
             if (code == 0)
                 ::new (static_cast<void *>(exc_)) std::exception_ptr(std::move(e));
+            weft_flow_cancel(&f_); /* before the store of 2 (see still_open) */
             fail_.store(2, std::memory_order_release);
         }
     }
@@ -558,7 +569,7 @@ private:
     {
         P *p = static_cast<P *>(arg);
         flow *self = p->self;
-        self->async_ = false;
+        self->async_.store(false, std::memory_order_release);
         self->release();
         std::exception_ptr e = rc ? self->failure(rc, "weft::flow::close_async") : nullptr;
         auto fn = std::move(p->fn);
@@ -606,10 +617,13 @@ private:
 
     /* weft_flow_close said EINVAL: our misuse (called inside the flow: it
      * is still open) or a task's own EINVAL (then it failed, was canceled
-     * and is now closed; a closed flow never reads as canceled). */
+     * and is now closed; a closed flow never reads as canceled). No failure
+     * yet, or one being recorded (1: its task has not returned), or one
+     * recorded (2, after fail's cancel: acquire pairs with its release
+     * store) on a flow that still reads canceled: open. */
     bool still_open() const noexcept
     {
-        return fail_.load(std::memory_order_acquire) == 0 || weft_flow_canceled(&f_);
+        return fail_.load(std::memory_order_acquire) <= 1 || weft_flow_canceled(&f_);
     }
 
     /* The opener's bump, inline; the rest out of line. */
@@ -762,7 +776,7 @@ private:
     std::atomic<int>                   fail_{0}; /* 0 none, 1 being written, 2 written, 3 reported */
     int                                code_; /* read only when fail_ is 2 */
     bool                               open_ = false;
-    bool                               async_ = false; /* close_async called, done not yet */
+    std::atomic<bool>                  async_{false}; /* close_async called, done not yet */
     bool                               slow_ = false; /* release has work: chunks, or walk_local_ */
     bool                               walk_local_ = false;
     std::atomic<bool>                  walk_shared_{false};
@@ -918,6 +932,8 @@ inline I index_at(I begin, std::size_t i) noexcept
 template <class I>
 inline std::size_t index_count(I begin, I end)
 {
+    /* A wider index (__int128 in GNU mode) would have its count cut. */
+    static_assert(sizeof(I) <= sizeof(std::size_t), "weft: a loop index at most as wide as size_t");
     if (end < begin)
         throw_error(EINVAL, "weft::parallel_for: begin > end");
     using U = std::make_unsigned_t<I>;

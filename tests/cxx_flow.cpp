@@ -3,7 +3,9 @@
 // by the flow's own tasks on several workers at once and by threads weft
 // does not know; move-only callables; every callable constructed is
 // destroyed exactly once (also those of skipped tasks); int results; the
-// destructor closes; misuse (wait twice, spawn after wait, wait inside).
+// destructor closes; misuse (wait twice, spawn after wait, wait inside,
+// also while a sibling's failure is being recorded; close_async inside
+// while the opener's destructor closes).
 #include <weft.hpp>
 
 #include "tests/check.h"
@@ -297,6 +299,85 @@ void misuse(weft::pool &p)
     CHECK_EQ(inner.load(), EINVAL);
 }
 
+// wait() from a task while a sibling's failure is being recorded: the
+// sibling threw, and its callable's destructor still runs (before weft's
+// own cancel). The inner wait() must say EINVAL (or its task be skipped),
+// never take the flow for closed (it released the flow and took the
+// sibling's exception: the outer wait() then said ECANCELED). 2 workers.
+struct slow_to_die {
+    bool armed = true;
+    slow_to_die() = default;
+    slow_to_die(slow_to_die &&o) noexcept : armed(o.armed) { o.armed = false; }
+    ~slow_to_die()
+    {
+        if (armed)
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+};
+
+void wait_inside_while_failing(weft::pool &p)
+{
+    for (int round = 0; round < 3; round++) {
+        std::atomic<int> inner{-1};
+        int outer = 0;
+        {
+            weft::flow f(p);
+            f.spawn([s = slow_to_die{}] { throw 7; });
+            f.spawn([&f, &inner] {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                try {
+                    f.wait();
+                    inner = 0;
+                } catch (const std::system_error &e) {
+                    inner = e.code().value();
+                } catch (int) {
+                    inner = 1000; // the sibling's exception
+                }
+            });
+            try {
+                f.wait();
+            } catch (int v) {
+                outer = v;
+            } catch (const std::system_error &e) {
+                outer = -e.code().value();
+            }
+        }
+        CHECK(inner.load() == EINVAL || inner.load() == -1);
+        CHECK_EQ(outer, 7);
+    }
+}
+
+// close_async() from one of the flow's tasks, again and again while the
+// opener's destructor closes the flow: EINVAL each time, the flow as it
+// was, and no std::terminate from the destructor (it read the flag the
+// task set for the call; a data race under TSan).
+void close_async_inside_while_closing(weft::pool &p)
+{
+    for (int round = 0; round < 50; round++) {
+        std::atomic<bool> started{false};
+        std::atomic<int> refused{0};
+        {
+            weft::flow f(p);
+            f.spawn([&] {
+                started = true;
+                auto t0 = std::chrono::steady_clock::now();
+                while (std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(500)) {
+                    try {
+                        f.close_async([](std::exception_ptr) {});
+                    } catch (const std::system_error &e) {
+                        refused += e.code().value() == EINVAL;
+                        continue;
+                    }
+                    CHECK(!"close_async from inside the flow was accepted");
+                }
+            });
+            while (!started)
+                std::this_thread::yield();
+        } // ~flow closes it while the task calls
+        CHECK(refused.load() > 0);
+    }
+}
+
 // A callable whose copy throws: spawn throws, nothing runs for it, the
 // record stays dead in the arena (the close walks past it), no leak. And an
 // over-aligned callable (alignas 64: on the heap, aligned).
@@ -435,6 +516,8 @@ int main()
     int_results(p);
     destructor_closes(p);
     misuse(p);
+    wait_inside_while_failing(p);
+    close_async_inside_while_closing(p);
     {
         long r = 0;
         weft::flow f(p);
