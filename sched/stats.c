@@ -70,8 +70,11 @@ int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
     }
     /* Every wake-up sent to this pool, by its workers and by any other
      * thread: each is one increment of the futex word (ws_wake), less the
-     * one a destroy makes. */
-    out->wakeups = atomic_load_explicit(&pool->park.epoch, memory_order_relaxed);
+     * one a destroy makes (ws_pool_stop: stopping, then the increment, both
+     * seq_cst; read here in the other order, so that an increment seen
+     * comes with its stopping). */
+    uint32_t epoch = atomic_load_explicit(&pool->park.epoch, memory_order_seq_cst);
+    out->wakeups = (uint32_t)(epoch - (atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ? 1u : 0u));
     return 0;
 #endif
 }

@@ -18,7 +18,9 @@
  *     the maximum);
  *   - on_worker_start and on_worker_stop run once on each worker thread,
  *     with its index and the user pointer, start before any task, stop at
- *     destroy.
+ *     destroy; the sum read in on_worker_stop (as the $WEFT_STATS report
+ *     at destroy reads it) has the wakeups of the idle pool before the
+ *     destroy, not the destroy's own.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -102,6 +104,7 @@ static int cancel_first(void *p)
 typedef struct hooks {
     atomic_int started[4], stopped[4], bad;
     atomic_int tasks_before_start;
+    uint64_t   wakeups_in_stop[4]; /* the pool's sum, read by on_stop */
 } hooks;
 
 static _Thread_local int hook_started_here;
@@ -119,11 +122,13 @@ static void on_start(weft_pool *p, unsigned w, void *arg)
 static void on_stop(weft_pool *p, unsigned w, void *arg)
 {
     hooks *h = arg;
-    (void)p;
-    if (w >= 4 || !hook_started_here)
+    weft_stats s;
+    if (w >= 4 || !hook_started_here || weft_pool_stats(p, -1, &s) != 0) {
         atomic_store(&h->bad, 1);
-    else
+    } else {
+        h->wakeups_in_stop[w] = s.wakeups;
         atomic_fetch_add(&h->stopped[w], 1);
+    }
 }
 
 static int check_started(void *p)
@@ -245,8 +250,15 @@ int main(void)
     for (int i = 0; i < 200; i++)
         CHECK_EQ(weft_spawn(&f, check_started, &h), 0);
     CHECK_EQ(weft_flow_close(&f), 0);
+    sleep_us(100000); /* idle: no wake-up is sent to the pool meanwhile */
+    weft_stats idle;
+    stats(hp, -1, &idle);
     CHECK_EQ(weft_pool_destroy(hp), 0);
     CHECK_EQ(atomic_load(&h.bad), 0);
+    /* The destroy's own wake-up of its workers is not one of the pool's
+     * (the $WEFT_STATS report at destroy counted it). */
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(h.wakeups_in_stop[i], idle.wakeups);
     CHECK_EQ(atomic_load(&h.tasks_before_start), 0);
     for (int i = 0; i < 2; i++) {
         CHECK_EQ(atomic_load(&h.started[i]), 1);
