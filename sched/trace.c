@@ -225,18 +225,45 @@ static void ws_json_escape(const char *s, char *out, size_t n)
 
 static void ws_trace_worker(FILE *f, const char *pool_name,
                             const ws_trace_session *t, unsigned k, uint64_t len,
-                            double ns_per_tick, double end_us)
+                            uint64_t dropped, double ns_per_tick, double end_us)
 {
     const struct ws_trace_buf *b = t->bufs[k];
     int tid = (int)k + 1;
+    /* Spans the worker was in when the trace started end without a begin:
+     * count them (open), and take the last event's time, which may follow
+     * end_us (a worker that took the session before stop unhooked it). */
+    int open = 0, depth = 0;
+    uint32_t outer = 0; /* the kind of the outermost one's end */
+    double last = 0;
+    for (uint64_t i = 0; i < len; i++) {
+        uint32_t kind = b->ev[i].kind;
+        double ts = ws_trace_us(t, b->ev[i].tick, ns_per_tick);
+        if (ts > last)
+            last = ts;
+        if (kind == WS_EV_TASK_BEGIN || kind == WS_EV_FLOW_OPEN || kind == WS_EV_PARK_BEGIN)
+            depth++;
+        else if ((kind == WS_EV_TASK_END || kind == WS_EV_FLOW_CLOSE || kind == WS_EV_PARK_END) &&
+                 depth > 0)
+            depth--;
+        else if (kind == WS_EV_TASK_END || kind == WS_EV_FLOW_CLOSE || kind == WS_EV_PARK_END)
+            open++, outer = kind;
+    }
+    if (end_us < last)
+        end_us = last;
+    last = 0;
+    depth = 0;
     fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"%s-%u\"}}", tid, pool_name, k);
     fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":%d}}", tid, tid);
     fprintf(f, ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":%d,\"name\":\"worker\",\"cat\":\"worker\",\"ts\":0,\"dur\":%.3f}", tid, end_us);
-    /* Spans begun and not yet ended: an end with none open began before
-     * the trace started and is dropped; what is still open at the end (a
-     * task running at stop, events dropped for a full buffer) ends then. */
-    int depth = 0;
-    double last = 0;
+    /* The spans open at the start begin at 0, as one span "before the
+     * trace" (which tasks and flows they were is not recorded), or as a
+     * parked span if the worker was parked; what is still open at the end
+     * (a task running at stop, events dropped for a full buffer) ends then. */
+    if (open && outer == WS_EV_PARK_END)
+        fprintf(f, ",\n{\"ph\":\"B\",\"pid\":1,\"tid\":%d,\"ts\":0,\"name\":\"parked\",\"cat\":\"park\"}", tid);
+    else if (open)
+        fprintf(f, ",\n{\"ph\":\"B\",\"pid\":1,\"tid\":%d,\"ts\":0,\"name\":\"(begun before the trace)\",\"cat\":\"task\",\"args\":{\"fn\":\"?\",\"spans\":%d}}",
+                tid, open);
     for (uint64_t i = 0; i < len; i++) {
         const ws_trace_ev *e = &b->ev[i];
         double ts = ws_trace_us(t, e->tick, ns_per_tick);
@@ -263,8 +290,11 @@ static void ws_trace_worker(FILE *f, const char *pool_name,
         case WS_EV_TASK_END:
         case WS_EV_FLOW_CLOSE:
         case WS_EV_PARK_END:
-            if (depth == 0)
+            if (depth == 0) { /* one of the spans before the trace */
+                if (open > 0 && --open == 0)
+                    fprintf(f, ",\n{\"ph\":\"E\",\"pid\":1,\"tid\":%d,\"ts\":%.3f}", tid, ts);
                 break;
+            }
             depth--;
             if (e->kind == WS_EV_FLOW_CLOSE)
                 fprintf(f, ",\n{\"ph\":\"E\",\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"args\":{\"result\":%d}}", tid, ts, (int)e->b);
@@ -282,27 +312,29 @@ static void ws_trace_worker(FILE *f, const char *pool_name,
             break;
         }
     }
-    uint64_t dropped = atomic_load_explicit(&b->dropped, memory_order_relaxed);
     if (dropped)
         fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"name\":\"trace buffer full: %llu events dropped\",\"cat\":\"weft\"}",
                 tid, last, (unsigned long long)dropped);
-    if (end_us < last)
-        end_us = last;
-    for (; depth > 0; depth--)
+    for (depth += open > 0; depth > 0; depth--)
         fprintf(f, ",\n{\"ph\":\"E\",\"pid\":1,\"tid\":%d,\"ts\":%.3f}", tid, end_us);
 }
 
 static int ws_trace_write(struct weft_pool *p, ws_trace_session *t)
 {
-    uint64_t *len = calloc(p->nworkers, sizeof *len);
+    /* len[i], then dropped[i]: each worker's counts read once, so that the
+     * header's and the buffer-full event's agree (a worker that took the
+     * session before it was unhooked may still drop an event meanwhile). */
+    uint64_t *len = calloc(2 * (size_t)p->nworkers, sizeof *len);
     if (!len)
         return ENOMEM;
+    uint64_t *dropped = len + p->nworkers;
     for (unsigned i = 0; i < p->nworkers; i++) {
         atomic_store_explicit(&p->workers[i]->trace, NULL, memory_order_relaxed);
         atomic_fetch_and_explicit(&p->workers[i]->deque.user_mode, ~WEFT_MODE_SLOW_,
                                   memory_order_relaxed);
         /* Acquire pairs with the release store of len in ws_trace_record. */
         len[i] = atomic_load_explicit(&t->bufs[i]->len, memory_order_acquire);
+        dropped[i] = atomic_load_explicit(&t->bufs[i]->dropped, memory_order_relaxed);
     }
     uint64_t tick1 = ws_ticks(), ns1 = ws_now_ns();
     double ns_per_tick = tick1 > t->tick0 ? (double)(ns1 - t->ns0) / (double)(tick1 - t->tick0) : 1.0;
@@ -317,11 +349,10 @@ static int ws_trace_write(struct weft_pool *p, ws_trace_session *t)
         fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"weft_version\":\"%s\",\"pool\":\"%s\",\"buffer_events\":%llu,\"dropped\":[",
                 WEFT_VERSION_STRING, name, (unsigned long long)t->bufs[0]->cap);
         for (unsigned i = 0; i < p->nworkers; i++)
-            fprintf(f, "%s%llu", i ? "," : "",
-                    (unsigned long long)atomic_load_explicit(&t->bufs[i]->dropped, memory_order_relaxed));
+            fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)dropped[i]);
         fprintf(f, "]},\n\"traceEvents\":[\n{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"weft pool %s\"}}", name);
         for (unsigned i = 0; i < p->nworkers; i++)
-            ws_trace_worker(f, name, t, i, len[i], ns_per_tick, end_us);
+            ws_trace_worker(f, name, t, i, len[i], dropped[i], ns_per_tick, end_us);
         fprintf(f, "\n]}\n");
         if (ferror(f))
             err = EIO;
