@@ -21,6 +21,10 @@
  *   - DIR/odd.json: a 1-worker pool whose name has a quote and a backslash
  *     (the file must still be JSON, the name intact) runs a chain of
  *     CHAIN_DEPTH nested joins (every span kept, nested, none cut short);
+ *   - DIR/mid.json: a 1-worker pool traced from while a task runs that
+ *     opened a flow before the start, then opens, fills and closes
+ *     another and fills and closes the first (its spans nest inside the
+ *     one span "(begun before the trace)");
  *   - DIR/expect.json: what the checker should find (span counts, thread
  *     names as the kernel has them, the idle window in trace time).
  *
@@ -138,6 +142,28 @@ int trace_for_root(void *p)
     return weft_for(NULL, 0, FOR_N, FOR_GRAIN, trace_range, NULL);
 }
 
+/* A task that opens a flow, then waits for the trace to start, then
+ * spawns into a second flow and into the first, and closes both: a trace
+ * that starts while it runs (mid.json). */
+static atomic_int mid_state; /* 1: the task runs; 2: tracing */
+
+int trace_mid(void *p)
+{
+    (void)p;
+    weft_flow outer, inner;
+    CHECK_EQ(weft_flow_open(&outer, NULL), 0);
+    atomic_store(&mid_state, 1);
+    while (atomic_load(&mid_state) != 2)
+        sleep_us(1000);
+    CHECK_EQ(weft_flow_open(&inner, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(weft_spawn(&inner, trace_leaf, NULL), 0);
+    CHECK_EQ(weft_flow_close(&inner), 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(weft_spawn(&outer, trace_leaf, NULL), 0);
+    return weft_flow_close(&outer);
+}
+
 /* Runs fn(arg) as a task of pool, from this (non-worker) thread. */
 static void run_root(weft_pool *pool, weft_fn fn, void *arg)
 {
@@ -208,8 +234,8 @@ int main(int argc, char **argv)
     dir = argc == 2 ? argv[1] : "trace_out";
     if (mkdir(dir, 0777) != 0)
         CHECK(errno == EEXIST);
-    const char *outputs[] = {"SKIP", "env.json", "env-1.json", "main.json", "small.json",
-                             "expect.json", "unused.json"};
+    const char *outputs[] = {"SKIP",       "env.json",    "env-1.json",  "main.json",
+                             "small.json", "expect.json", "unused.json", "mid.json"};
     for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++)
         remove_file(outputs[i]);
     CHECK_EQ(unsetenv("WEFT_TRACE_EVENTS"), 0);
@@ -274,6 +300,22 @@ int main(int argc, char **argv)
     CHECK_EQ(weft_trace_stop(p), 0);
     CHECK_EQ(weft_pool_destroy(p), 0);
 
+    STAGE("a trace started while a task runs");
+    char mid_path[4096];
+    path_of(mid_path, sizeof mid_path, "mid.json");
+    weft_pool_config one = {.workers = 1, .name = "mid"};
+    CHECK_EQ(weft_pool_create(&p, &one), 0);
+    weft_flow mf;
+    CHECK_EQ(weft_flow_open(&mf, p), 0);
+    CHECK_EQ(weft_spawn(&mf, trace_mid, NULL), 0);
+    while (atomic_load(&mid_state) != 1)
+        sleep_us(1000);
+    CHECK_EQ(weft_trace_start(p, mid_path), 0);
+    atomic_store(&mid_state, 2);
+    CHECK_EQ(weft_flow_close(&mf), 0);
+    CHECK_EQ(weft_trace_stop(p), 0);
+    CHECK_EQ(weft_pool_destroy(p), 0);
+
     STAGE("expectations");
     char path[4096];
     path_of(path, sizeof path, "expect.json");
@@ -292,6 +334,8 @@ int main(int argc, char **argv)
             "          \"idle_us\": [%.3f, %.3f], \"buffer_events\": 65536},\n"
             " \"small\": {\"pool\": \"tr\", \"workers\": 2, \"buffer_events\": %d},\n"
             " \"odd\": {\"pool\": \"q\\\"b\\\\c\", \"workers\": 1, \"spans\": {\"trace_chain\": %d}},\n"
+            " \"mid\": {\"pool\": \"mid\", \"workers\": 1, \"flow_spans\": 1,\n"
+            "         \"spans\": {\"trace_leaf\": 20, \"(begun before the trace)\": 1}},\n"
             " \"env\": {\"pool\": \"envA\", \"workers\": 2, \"spans\": {\"trace_burst\": 1, \"trace_leaf\": 50}},\n"
             " \"env-1\": {\"pool\": \"envB\", \"workers\": 1, \"spans\": {\"trace_burst\": 1, \"trace_leaf\": 50}}\n"
             "}\n",
