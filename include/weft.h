@@ -191,10 +191,17 @@ WEFT_API int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
  * default pool's file is written at exit. A task is named after its
  * function where the dynamic symbol table has it (link with -rdynamic for
  * a program's own functions), else by address.
- * EINVAL: pool or path NULL. EBUSY: already tracing. ENOMEM. */
+ * A $WEFT_TRACE_EVENTS that is not a number in 16..2^26 is taken as the
+ * default. The file is opened when the trace is written: a path that
+ * cannot be written is weft_trace_stop's error (at destroy, or for
+ * $WEFT_TRACE, a line on stderr says so).
+ * EINVAL: pool or path NULL, path empty. EBUSY: already tracing (or a
+ * start or stop is under way). ENOMEM. ENOTSUP: built with
+ * WEFT_OBSERVE=OFF. */
 WEFT_API int weft_trace_start(weft_pool *pool, const char *path);
 
 /* Stops the trace and writes the file. EINVAL: pool NULL, or not tracing.
+ * EBUSY: another start or stop of this pool's trace is under way.
  * The error of opening or writing the file (errno values), if any. */
 WEFT_API int weft_trace_stop(weft_pool *pool);
 

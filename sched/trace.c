@@ -387,7 +387,14 @@ void ws_trace_destroy(struct weft_pool *p, bool write)
 {
     ws_trace_session *t = p->tracing;
     if (t && write) {
-        ws_trace_write(p, t); /* retires the buffers */
+        /* No caller to return a write error to (a path of $WEFT_TRACE, or a
+         * trace never stopped): say it, as the file will be missing. */
+        char path[4096];
+        snprintf(path, sizeof path, "%s", t->path);
+        int err = ws_trace_write(p, t); /* retires the buffers */
+        if (err)
+            fprintf(stderr, "weft: trace of pool \"%s\": cannot write %s: %s\n", p->name, path,
+                    strerror(err));
     } else if (t) {
         /* A pool whose creation failed after its trace began: no file. */
         for (unsigned i = 0; i < p->nworkers; i++)
