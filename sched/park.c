@@ -81,7 +81,7 @@ static void ws_wake(struct weft_pool *p, int n)
     ws_worker *self = ws_self;
     if (self && self->pool == p)
         WS_STAT(self, wakeups, 1);
-    WS_PROBE2(wake, p, n);
+    WS_PROBE2(wake, p, WS_PROBE_REG(n)); /* n is a constant where inlined */
     /* Release pairs with the acquire load of epoch in ws_park_wait. */
     atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
     ws_futex_wake(&p->park.epoch, n);
