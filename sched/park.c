@@ -94,11 +94,24 @@ static void ws_wake(struct weft_pool *p, int n)
  * relaxed, the parker's membarrier or the lease's fence standing in for
  * it) and seq_cst CAS: they pair with the exchanges of waking in
  * ws_park_wait, which come after the announce and before the recheck, and
- * again on the way out. */
-static void ws_wake_once(struct weft_pool *p, int n, uint32_t mark, memory_order load)
+ * again on the way out. rmw_skip: the publish was a release store, not a
+ * seq_cst RMW, so a skip on PASS is a seq_cst RMW that writes PASS back:
+ * the next exchange of waking then reads from it and synchronizes with
+ * us, and the parker's recheck sees the publish (a load there orders
+ * nothing with a release-store publish in C11: docs/scheduler.md, "One
+ * wake-up at a time"). */
+static void ws_wake_once(struct weft_pool *p, int n, uint32_t mark, memory_order load,
+                         bool rmw_skip)
 {
     uint32_t k = atomic_load_explicit(&p->park.waking, load);
-    while (k != WS_WAKE_PASS) {
+    for (;;) {
+        if (k == WS_WAKE_PASS) {
+            if (!rmw_skip)
+                return;
+            k = atomic_fetch_or_explicit(&p->park.waking, 0, memory_order_seq_cst);
+            if (k == WS_WAKE_PASS)
+                return;
+        }
         uint32_t want = k ? WS_WAKE_PASS : mark;
         if (atomic_compare_exchange_weak_explicit(&p->park.waking, &k, want, memory_order_seq_cst,
                                                   memory_order_seq_cst)) {
@@ -117,7 +130,7 @@ void ws_notify_after_rmw(struct weft_pool *p, int n)
      * the notifier's half of the Dekker pairing with the seq_cst fetch_add
      * of sleepers in ws_park_wait. */
     if (atomic_load_explicit(&p->park.sleepers, memory_order_seq_cst))
-        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_seq_cst);
+        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_seq_cst, false);
 }
 
 void ws_notify_light(struct weft_pool *p, int n)
@@ -134,7 +147,7 @@ void ws_notify_light(struct weft_pool *p, int n)
      * (ws_ring_lease). */
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&p->park.sleepers, memory_order_relaxed))
-        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_relaxed);
+        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_relaxed, false);
 }
 
 /* ws_notify and ws_pass_wake: a seq_cst RMW of sleepers, then a wake-up
@@ -142,7 +155,7 @@ void ws_notify_light(struct weft_pool *p, int n)
 static void ws_notify_marked(struct weft_pool *p, int n, uint32_t mark)
 {
     if (atomic_fetch_add_explicit(&p->park.sleepers, 0, memory_order_seq_cst))
-        ws_wake_once(p, n, mark, memory_order_seq_cst);
+        ws_wake_once(p, n, mark, memory_order_seq_cst, true);
 }
 
 void ws_notify(struct weft_pool *p, int n)
