@@ -257,8 +257,13 @@ void ws_after_push_slow(ws_worker *w)
     wq_deque *d = &w->deque;
     ws_stat_depth(w);
     /* Clear the marks first: a steal that drains the part we are about to
-     * publish, or a worker that goes to sleep after our read below, sets
-     * its bit again, and is not lost. */
+     * publish sets its bit again after our clear. A worker that goes to
+     * sleep sets the sleep bit again, but that set and our relaxed read of
+     * sleepers below are not ordered (C11, and ARM64): the mark may be
+     * lost, and later pushes then keep their items private while it
+     * sleeps. No work is lost by that: this publish notifies (ws_notify's
+     * seq_cst RMW sees the sleeper), and the next drained mark or notify
+     * brings the mark back. */
     wq_deque_hint_clear(d, WQ_HINT_DRAINED | WS_HINT_SLEEP);
     /* Relaxed: only a hint for how much to publish. What keeps the promise
      * is that every publish notifies (ws_publish), and that with other
