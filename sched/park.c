@@ -261,9 +261,10 @@ void ws_after_push_slow(ws_worker *w)
      * sleep sets the sleep bit again, but that set and our relaxed read of
      * sleepers below are not ordered (C11, and ARM64): the mark may be
      * lost, and later pushes then keep their items private while it
-     * sleeps. No work is lost by that: this publish notifies (ws_notify's
-     * seq_cst RMW sees the sleeper), and the next drained mark or notify
-     * brings the mark back. */
+     * sleeps. No work is lost by that: what the publish below makes
+     * visible it notifies, and ws_notify's seq_cst RMW sees the sleeper,
+     * which that wake-up (or its recheck) sends to the items; it marks
+     * again when it parks again. */
     wq_deque_hint_clear(d, WQ_HINT_DRAINED | WS_HINT_SLEEP);
     /* Relaxed: only a hint for how much to publish. What keeps the promise
      * is that every publish notifies (ws_publish), and that with other
