@@ -142,8 +142,12 @@ bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
      * fences neither between them), and the ARM64 leg then saw one item
      * taken twice in about 1 run of 5 of queue_deque_stress; with the fence
      * (DMB ISH, a full fence under qemu too) 0 of 40. On x86 this is the
-     * MFENCE the seq_cst store cost before. */
-    atomic_store_explicit(&d->split, s, memory_order_relaxed);
+     * MFENCE the seq_cst store cost before. The store itself is a release
+     * (free on x86, an STLR on ARM64): a thief that reads the lowered split
+     * and steals below it then synchronizes with this store, not through a
+     * same-thread release sequence from the publish (C++20 and C23 dropped
+     * those). */
+    atomic_store_explicit(&d->split, s, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     d->top_seen = t;
@@ -177,10 +181,11 @@ bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
 
 int wq_deque_steal(wq_deque *d, wq_item *out)
 {
-    /* seq_cst loads of top then split pair with the owner's seq_cst store of
-     * split and load of top in wq_deque_take_shared_ (the StoreLoad race on
-     * the last item); the split load is also the acquire that pairs with the
-     * release store of split in wq_deque_publish. */
+    /* seq_cst loads of top then split pair with the owner's store of split,
+     * seq_cst fence and seq_cst load of top in wq_deque_take_shared_ (the
+     * StoreLoad race on the last item); the split load is also the acquire
+     * that pairs with the release stores of split in wq_deque_publish and
+     * wq_deque_take_shared_. */
     int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     int64_t s = atomic_load_explicit(&d->split, memory_order_seq_cst);
     if (t >= s) {

@@ -67,12 +67,12 @@ typedef struct wq_deque {
     int64_t   split_own; /* the owner's copy of split (it is the only writer) */
     int64_t   top_seen;  /* a lower bound of top, to detect "full" cheaply */
     wq_array *arr;       /* the owner's copy of array */
-    /* Nonzero: the owner's next push has more to do than the push. Bit
+    /* Nonzero: the owner's next push has more to do than the push.
      * WQ_HINT_SPLIT: a starving thief asks for a publish (set by
-     * wq_deque_steal, cleared by wq_deque_publish); the bits above are the
-     * WQ_HINT_DRAINED: a steal took the last shared item (set by
-     * wq_deque_steal; the layer above clears it); bits above are the
-     * layer above's. Relaxed: a hint, set by any thread
+     * wq_deque_steal, cleared by wq_deque_publish). WQ_HINT_DRAINED: the
+     * shared part was emptied (set by wq_deque_steal when it took the last
+     * shared item, and by sched/ after a shared take; sched/ clears it).
+     * The bits above are the layer above's. Relaxed: a hint, set by any thread
      * with a read first (fetch_or only when the bit is clear, so a crowd of
      * thieves does not keep the owner's line bouncing) and cleared by the
      * owner. It sits on the owner's line so that a push reads one line it
