@@ -145,7 +145,7 @@ bool wq_deque_take_shared_(wq_deque *d, wq_item *out)
      * MFENCE the seq_cst store cost before. The store itself is a release
      * (free on x86, an STLR on ARM64): a thief that reads the lowered split
      * and steals below it then synchronizes with this store, not through a
-     * same-thread release sequence from the publish (C++20 and C23 dropped
+     * same-thread release sequence from the publish (C++20 dropped
      * those). */
     atomic_store_explicit(&d->split, s, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
