@@ -74,7 +74,8 @@ int weft_pool_stats(const weft_pool *pool, int worker, weft_stats *out)
      * seq_cst; read here in the other order, so that an increment seen
      * comes with its stopping). */
     uint32_t epoch = atomic_load_explicit(&pool->park.epoch, memory_order_seq_cst);
-    out->wakeups = (uint32_t)(epoch - (atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ? 1u : 0u));
+    bool stopping = atomic_load_explicit(&pool->stopping, memory_order_seq_cst) != 0;
+    out->wakeups = (uint32_t)(epoch - (stopping ? 1u : 0u));
     return 0;
 #endif
 }

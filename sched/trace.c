@@ -240,12 +240,12 @@ static void ws_trace_worker(FILE *f, const char *pool_name,
         double ts = ws_trace_us(t, b->ev[i].tick, ns_per_tick);
         if (ts > last)
             last = ts;
+        bool ends = kind == WS_EV_TASK_END || kind == WS_EV_FLOW_CLOSE || kind == WS_EV_PARK_END;
         if (kind == WS_EV_TASK_BEGIN || kind == WS_EV_FLOW_OPEN || kind == WS_EV_PARK_BEGIN)
             depth++;
-        else if ((kind == WS_EV_TASK_END || kind == WS_EV_FLOW_CLOSE || kind == WS_EV_PARK_END) &&
-                 depth > 0)
+        else if (ends && depth > 0)
             depth--;
-        else if (kind == WS_EV_TASK_END || kind == WS_EV_FLOW_CLOSE || kind == WS_EV_PARK_END)
+        else if (ends)
             open++, outer = kind;
     }
     if (end_us < last)
