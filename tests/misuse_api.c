@@ -521,19 +521,28 @@ static int help_into_own_flow(void *p)
     return 0;
 }
 
-static void test_close_from_helped_task(void)
+/* Runs fn as a task of a fresh 1-worker pool, g_ran from 0; returns
+ * g_ran after. */
+static int run_on_one_worker(weft_fn fn)
 {
     weft_pool *one;
     weft_pool_config cfg = {.workers = 1, .name = "mis"};
     CHECK_EQ(weft_pool_create(&one, &cfg), 0);
-    CHECK_EQ(weft_pool_create(&g_other_pool, &cfg), 0);
     atomic_store(&g_ran, 0);
     weft_flow f;
     CHECK_EQ(weft_flow_open(&f, one), 0);
-    CHECK_EQ(weft_spawn(&f, help_into_own_flow, NULL), 0);
+    CHECK_EQ(weft_spawn(&f, fn, NULL), 0);
     CHECK_EQ(weft_flow_close(&f), 0);
-    CHECK_EQ(weft_pool_destroy(g_other_pool), 0);
     CHECK_EQ(weft_pool_destroy(one), 0);
+    return atomic_load(&g_ran);
+}
+
+static void test_close_from_helped_task(void)
+{
+    weft_pool_config cfg = {.workers = 1, .name = "mis"};
+    CHECK_EQ(weft_pool_create(&g_other_pool, &cfg), 0);
+    run_on_one_worker(help_into_own_flow);
+    CHECK_EQ(weft_pool_destroy(g_other_pool), 0);
 }
 
 /* A task's flow closed by another task on the same worker: a sibling that
@@ -573,16 +582,7 @@ static int open_then_wait(void *p)
 
 static void test_close_from_sibling(void)
 {
-    weft_pool *one;
-    weft_pool_config cfg = {.workers = 1, .name = "mis"};
-    CHECK_EQ(weft_pool_create(&one, &cfg), 0);
-    atomic_store(&g_ran, 0);
-    weft_flow f;
-    CHECK_EQ(weft_flow_open(&f, one), 0);
-    CHECK_EQ(weft_spawn(&f, open_then_wait, NULL), 0);
-    CHECK_EQ(weft_flow_close(&f), 0);
-    CHECK_EQ(atomic_load(&g_ran), 2);
-    CHECK_EQ(weft_pool_destroy(one), 0);
+    CHECK_EQ(run_on_one_worker(open_then_wait), 2);
 }
 
 static void test_default_pool_bad_env(void)
