@@ -58,15 +58,15 @@ WS_SEMAPHORES(WS_SEMAPHORE_DECL)
  * an out-of-line probe behind it, made every instrumented function set up
  * a frame (callgrind, fib through flows: +6% instructions over these). */
 #define WS_PROBE1(name, a) DTRACE_PROBE1(weft, name, a)
+#define WS_PROBE2(name, a, b) DTRACE_PROBE2(weft, name, a, b)
+#define WS_PROBE3(name, a, b, c) DTRACE_PROBE3(weft, name, a, b, c)
+#define WS_PROBE4(name, a, b, c, d) DTRACE_PROBE4(weft, name, a, b, c, d)
+#define WS_PROBE5(name, a, b, c, d, e) DTRACE_PROBE5(weft, name, a, b, c, d, e)
 /* An argument in a register. sys/sdt.h gives a constant as an immediate
  * ($-1), which perf 6.1 drops: that site's arguments then differ from the
  * other sites' of the same probe, and perf refuses to add those (an audit
  * counted 1 of 1,597 flow_open). */
 #define WS_PROBE_REG(x) __extension__({ __typeof__(x) ws_v_ = (x); __asm__("" : "+r"(ws_v_)); ws_v_; })
-#define WS_PROBE2(name, a, b) DTRACE_PROBE2(weft, name, a, b)
-#define WS_PROBE3(name, a, b, c) DTRACE_PROBE3(weft, name, a, b, c)
-#define WS_PROBE4(name, a, b, c, d) DTRACE_PROBE4(weft, name, a, b, c, d)
-#define WS_PROBE5(name, a, b, c, d, e) DTRACE_PROBE5(weft, name, a, b, c, d, e)
 #else
 /* The arguments are still "used", so that no build warns about them. */
 #define WS_PROBE_REG(x) (x)
@@ -179,8 +179,8 @@ static inline void ws_spawned(ws_worker *w, const void *f, weft_fn fn)
     WS_PROBE4(spawn, w->pool, w->index, f, fn);
 }
 
-/* w opened flow f / closed it with result r (its owner's open and close). */
-/* The index is an int here, as the -1 of the sites off a worker (the same
+/* w opened flow f / closed it with result r (its owner's open and close).
+ * The index is an int here, as the -1 of the sites off a worker (the same
  * argument types at every site of a probe, for perf). */
 static inline void ws_flow_opened(ws_worker *w, const void *f)
 {
