@@ -237,13 +237,17 @@ typedef struct weft_flow {
 WEFT_API int weft_flow_open(weft_flow *flow, weft_pool *pool);
 
 /* Spawns fn(arg) into flow. May be called from any thread while the flow is
- * open, also by the flow's own tasks. A spawn from a thread that is not one
- * of the flow's tasks (or below one) must come before the close or async
- * close is called (the closer synchronized with the spawner, as it does to
- * know what it closes): one that races the close may be counted after the
- * close saw its tasks done, and run after it (an async close's done may
- * then run twice). A known defect of 0.2, not a rule to rely on. Copies no user data: arg must stay
- * valid until the flow closes. The task runs in a snapshot of the caller's
+ * open, also by the flow's own tasks (they may while it closes, too). A
+ * spawn from a thread that is not one of the flow's tasks (or below one)
+ * may race the close or async close: it either counts before the close
+ * sees the tasks done (the close waits for its task; done runs after it)
+ * or returns EINVAL, and its task never runs. Two exceptions, where the
+ * closer must have synchronized with the spawner's last spawn: the flow's
+ * opener itself (its count is read by the close), and the synchronous
+ * close of a flow a task opened (its fast close does no atomic
+ * read-modify-write; the flow lives in that task's frame anyway). The
+ * flow's memory must stay valid until every call on it has returned.
+ * Copies no user data: arg must stay valid until the flow closes. The task runs in a snapshot of the caller's
  * context taken now. Into a canceled flow the task is skipped (0 is
  * returned; fn is never called).
  * EINVAL: flow or fn NULL, or the flow is not open. */

@@ -148,10 +148,34 @@ void ws_flow_uncount(ws_flow *f, int64_t n)
      * continues the release sequence). Unless we took an async-closed f to
      * zero, this is our last access to *f. */
     int64_t now = atomic_fetch_sub_explicit(&f->state, n, memory_order_release) - n;
-    if (WS_UNLIKELY(now == WS_WAITER))
+    int64_t left = now & ~WS_SEALED;
+    if (WS_UNLIKELY(left == WS_WAITER))
         ws_futex_wake(ws_state_word(f), INT_MAX);
-    else if (WS_UNLIKELY(now == WS_ASYNC))
-        ws_flow_async_complete(f);
+    else if (WS_UNLIKELY(left == WS_ASYNC))
+        ws_flow_async_complete(f, now);
+}
+
+/* A spawner's count of n (ws_spawn_slow's REMOTE paths). From inside f (one
+ * of its tasks, or below one: that task's own count keeps the count above
+ * zero, so no close can have sealed it), a plain fetch_add. From outside,
+ * a CAS that refuses a sealed count and then writes nothing: false, the
+ * close saw every task done and may have returned. Relaxed: the seal is an
+ * RMW of the same word, so one of the two sees the other; the task's
+ * effects are ordered by its completion's release. */
+static bool ws_flow_count_in(ws_flow *f, int64_t n, bool inside)
+{
+    if (inside) {
+        atomic_fetch_add_explicit(&f->state, n, memory_order_relaxed);
+        return true;
+    }
+    ws_hook(WS_HOOK_SPAWN_OUTSIDE, f);
+    int64_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    do
+        if (ws_state_sealed(s))
+            return false;
+    while (!atomic_compare_exchange_weak_explicit(&f->state, &s, s + n, memory_order_relaxed,
+                                                  memory_order_relaxed));
+    return true;
 }
 
 /* Calls a task body in the context it should see: its snapshot in a scope
@@ -435,9 +459,12 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
         return EINVAL;
     /* After weft_flow_close_async only the flow's own tasks (and what runs
      * below them) spawn into it, and they count in state (REMOTE): the
-     * opener's local count was handed over. */
+     * opener's local count was handed over. A spawn from outside that read
+     * the flow open races its close: ws_flow_count_in lets the close's
+     * seal decide. */
+    bool inside = ws_flow_encloses_caller(f);
     bool async = atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_ASYNC;
-    if (async && !ws_flow_encloses_caller(f))
+    if (async && !inside)
         return EINVAL;
     wq_item it;
     it.w[0] = (uintptr_t)fn;
@@ -495,25 +522,28 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
     } else if (w && w->pool == pool) {
         /* A worker of f's pool that is not its owner: onto our own deque.
          * After the push we touch only our own worker (its pool outlives
-         * the task we run). Relaxed: the matching decrement comes after the
-         * task is handed over through a release/acquire pair, so it cannot
-         * precede this. */
+         * the task we run). The count may be relaxed: the matching
+         * decrement comes after the task is handed over through a
+         * release/acquire pair, so it cannot precede it. */
         it.w[2] = (uintptr_t)f | WS_REMOTE;
-        atomic_fetch_add_explicit(&f->state, 2, memory_order_relaxed);
-        err = wq_deque_put(&w->deque, &it);
-        if (!err) {
-            ws_spawned(w, f, fn);
-            ws_after_push(w);
-            return 0;
+        err = EINVAL;
+        if (ws_flow_count_in(f, 2, inside)) {
+            err = wq_deque_put(&w->deque, &it);
+            if (!err) {
+                ws_spawned(w, f, fn);
+                ws_after_push(w);
+                return 0;
+            }
+            ws_flow_uncount(f, 2); /* a closer may sleep on the count it saw */
         }
-        ws_flow_uncount(f, 2); /* a closer may sleep on the count it saw */
+    } else if (!ws_flow_count_in(f, 4, inside)) {
+        err = EINVAL;
     } else {
         /* Any other thread, into the injection queue. We must notify after
-         * the push, so count ourselves as well as the task (relaxed, as
-         * above): f cannot finish, nor its pool be destroyed, before we
-         * take our count out, our last access to f. */
+         * the push, so we counted ourselves as well as the task (4): f
+         * cannot finish, nor its pool be destroyed, before we take our
+         * count out, our last access to f. */
         it.w[2] = (uintptr_t)f | WS_REMOTE;
-        atomic_fetch_add_explicit(&f->state, 4, memory_order_relaxed);
         err = wq_inject_push(&pool->inject, &it);
         if (!err) {
             WS_PROBE3(inject, pool, f, fn);
@@ -590,7 +620,7 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
     for (unsigned spins = 0;;) {
         /* Acquire pairs with the release decrements in ws_flow_uncount. */
         int64_t s = atomic_load_explicit(&f->state, memory_order_acquire);
-        if ((s >> 1) == 0)
+        if (((s & ~WS_SEALED) >> 1) == 0)
             return;
         if (w) {
             if (w == f->owner && f->local_pending)
@@ -608,6 +638,18 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
         if (w && nap < 1000000)
             nap *= 2;
     }
+}
+
+/* The closer of a flow without owner, after ws_flow_wait saw the count at
+ * zero: seals it, so that a spawn from outside that races the close is
+ * refused from now on (ws_flow_count_in). true: the count was still zero,
+ * f is done. false: such a spawn counted in between; it cannot be followed
+ * by another, so the next zero is final. Acquire: that spawn's task may
+ * have come and gone meanwhile (pairs with its completion's release). */
+static bool ws_flow_seal(ws_flow *f)
+{
+    int64_t old = atomic_fetch_or_explicit(&f->state, WS_SEALED, memory_order_acquire);
+    return (old >> 1) == 0;
 }
 
 /* The owner's close in fork-join: f's own tasks, newest first, run right
@@ -783,6 +825,8 @@ __attribute__((noinline)) static int ws_close_other(ws_flow *f, ws_worker *w)
      * caller synchronized with it before closing). */
     ws_flow_hand_over(f);
     ws_flow_wait(f, w);
+    if (!ws_flow_seal(f))
+        ws_flow_wait(f, w); /* the racing spawn's task, which is the last */
     return ws_flow_finish(f);
 }
 

@@ -260,6 +260,22 @@ enum { WS_CANCEL_SET = 1, WS_CANCEL_DONE = 2 };
  * reaches this bit, and nobody sleeps on such a flow, so state == WS_ASYNC
  * says "all done, run done" to the one whose decrement made it so. */
 #define WS_ASYNC ((int64_t)1 << 62)
+/* In state once a closer saw the count at zero: the close of a flow without
+ * owner (ws_flow_seal), or whoever took an async-closed flow's count to
+ * zero (ws_flow_async_seal). Set with a fetch_or; a spawn from outside the
+ * flow's tasks that finds it is refused and writes nothing
+ * (ws_flow_count_in), so the close's "all done" stays true and done runs
+ * once. Only the next open clears it. docs/scheduler.md, "A spawn racing
+ * the close". */
+#define WS_SEALED ((int64_t)1 << 61)
+
+/* Whether state s is sealed. An open flow's count may be negative (its
+ * opener's tasks counted down before the close hands its count over), and
+ * a negative count has every high bit set; a sealed count never is. */
+static inline bool ws_state_sealed(int64_t s)
+{
+    return s > 0 && (s & WS_SEALED);
+}
 
 _Static_assert(sizeof(ws_flow) <= sizeof(weft_flow), "weft_flow too small");
 _Static_assert(_Alignof(ws_flow) <= _Alignof(weft_flow), "weft_flow underaligned");
@@ -360,6 +376,8 @@ enum {
     WS_HOOK_CANCEL_SET,    /* ws_flow_cancel: flag set, epochs not yet advanced */
     WS_HOOK_REMOTE_PUSHED, /* a REMOTE spawn's item is in the injection queue,
                             * before its notify */
+    WS_HOOK_SPAWN_OUTSIDE, /* a spawn from outside the flow's tasks read it
+                            * OPEN, before it counts (ws_flow_count_in) */
 };
 extern void (*ws_test_hook)(int point, ws_flow *f);
 
@@ -422,11 +440,21 @@ int  ws_flow_result(ws_flow *f); /* what its close returns: error, ECANCELED or 
 
 /* ---- weft_flow_close_async (sched/close_async.c) ----------------------- */
 
-/* Whoever took an async-closed flow's state to exactly WS_ASYNC (its last
- * task's completion, a spawner's own count), with no access to f before:
+/* Whoever took an async-closed flow's count to zero (state WS_ASYNC, with
+ * or without WS_SEALED: now is the value its RMW left): whether it is the
+ * one to complete f. If f was not sealed, seals it with an acq_rel fetch_or
+ * (acquire: a racing spawn's task that came and went is seen; release: if
+ * that spawn got in first, our access comes before its completer's):
+ * true when the count was still zero. When sealed, no spawn adds to the
+ * count any more, so the decrement that reached zero was the last: true.
+ * Wakes nobody. */
+bool ws_flow_async_seal(ws_flow *f, int64_t now);
+
+/* Whoever took an async-closed flow's count to zero (now, as above), with
+ * no access to f before: if ws_flow_async_seal says it is the completer,
  * runs f's done here if this thread is a worker of f's pool, else hands f
  * to one (ws_flow_async_defer). */
-void ws_flow_async_complete(ws_flow *f);
+void ws_flow_async_complete(ws_flow *f, int64_t now);
 
 /* Any thread, for an async-closed flow whose count is zero and that nobody
  * else touches: pushes f on its pool's async_done stack (seq_cst CAS) and
