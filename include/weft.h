@@ -247,8 +247,8 @@ WEFT_API int weft_flow_open(weft_flow *flow, weft_pool *pool);
  * close of a flow a task opened (its fast close does no atomic
  * read-modify-write; the flow lives in that task's frame anyway). The
  * flow's memory must stay valid until every call on it has returned.
- * Copies no user data: arg must stay valid until the flow closes. The task runs in a snapshot of the caller's
- * context taken now. Into a canceled flow the task is skipped (0 is
+ * Copies no user data: arg must stay valid until the flow closes. The task
+ * runs in a snapshot of the caller's context taken now. Into a canceled flow the task is skipped (0 is
  * returned; fn is never called).
  * EINVAL: flow or fn NULL, or the flow is not open. */
 WEFT_API int weft_spawn(weft_flow *flow, weft_fn fn, void *arg);

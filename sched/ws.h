@@ -257,8 +257,9 @@ enum { WS_CANCEL_SET = 1, WS_CANCEL_DONE = 2 };
 
 #define WS_WAITER ((int64_t)1)
 /* In state once weft_flow_close_async has handed the count over: no count
- * reaches this bit, and nobody sleeps on such a flow, so state == WS_ASYNC
- * says "all done, run done" to the one whose decrement made it so. */
+ * reaches this bit, and nobody sleeps on such a flow, so state WS_ASYNC
+ * (or WS_ASYNC | WS_SEALED) tells the one whose RMW left it that the count
+ * is zero; ws_flow_async_seal says whether that is the end. */
 #define WS_ASYNC ((int64_t)1 << 62)
 /* In state once a closer saw the count at zero: the close of a flow without
  * owner (ws_flow_seal), or whoever took an async-closed flow's count to
