@@ -242,11 +242,12 @@ WEFT_API int weft_flow_open(weft_flow *flow, weft_pool *pool);
  * may race the close or async close: it either counts before the close
  * sees the tasks done (the close waits for its task; done runs after it)
  * or returns EINVAL, and its task never runs. Two exceptions, where the
- * closer must have synchronized with the spawner's last spawn: the flow's
+ * spawn call's return must happen before the close is called: the flow's
  * opener itself (its count is read by the close), and the synchronous
- * close of a flow a task opened (its fast close does no atomic
- * read-modify-write; the flow lives in that task's frame anyway). The
- * flow's memory must stay valid until every call on it has returned.
+ * close of a flow a task opened on its own worker's pool (that close does
+ * no atomic read-modify-write; the flow lives in that task's frame
+ * anyway). The flow's memory and its pool must stay valid until every
+ * call on the flow has returned.
  * Copies no user data: arg must stay valid until the flow closes. The task
  * runs in a snapshot of the caller's context taken now. Into a canceled flow the task is skipped (0 is
  * returned; fn is never called).

@@ -5,9 +5,9 @@
  * local_pending moves into state) and adds WS_ASYNC to state in the same
  * release RMW. From then on a spawn into the flow is refused unless it
  * comes from inside it (then it counts in state), or it raced the call from
- * outside: whoever takes the count to zero seals it (ws_flow_async_seal),
- * which refuses such a spawn from then on, so exactly one party, after the
- * last task, runs done. When
+ * outside and finds the count above zero (ws_flow_count_in refuses
+ * state == WS_ASYNC), so a zero count is final: exactly one RMW leaves
+ * state == WS_ASYNC, and its maker runs done. When
  * the call's own RMW finds the count at zero already, done must not run
  * inside the call, so the call hands the flow to a worker instead.
  *
@@ -76,17 +76,8 @@ static void ws_flow_async_done(ws_flow *f)
         ws_flow_uncount(parent, 2);
 }
 
-bool ws_flow_async_seal(ws_flow *f, int64_t now)
+void ws_flow_async_complete(ws_flow *f)
 {
-    if (ws_state_sealed(now))
-        return true;
-    return atomic_fetch_or_explicit(&f->state, WS_SEALED, memory_order_acq_rel) == WS_ASYNC;
-}
-
-void ws_flow_async_complete(ws_flow *f, int64_t now)
-{
-    if (!ws_flow_async_seal(f, now))
-        return; /* a racing spawn counted in first: its task's completion completes f */
     ws_worker *w = ws_self;
     if (w && w->pool == f->pool)
         ws_flow_async_done(f);
@@ -198,7 +189,7 @@ int weft_flow_close_async(weft_flow *flow, weft_done_fn done, void *arg)
      * fields and our hand-over are seen by whoever runs it. After this, f
      * may be done and freed at any moment, unless the count was zero. */
     int64_t old = atomic_fetch_add_explicit(&f->state, handed + WS_ASYNC, memory_order_release);
-    if (old + handed == 0 && ws_flow_async_seal(f, WS_ASYNC))
+    if (old + handed == 0)
         ws_flow_async_defer(f); /* all done already: never inside this call */
     return 0;
 }

@@ -151,17 +151,18 @@ void ws_flow_uncount(ws_flow *f, int64_t n)
     int64_t left = now & ~WS_SEALED;
     if (WS_UNLIKELY(left == WS_WAITER))
         ws_futex_wake(ws_state_word(f), INT_MAX);
-    else if (WS_UNLIKELY(left == WS_ASYNC))
-        ws_flow_async_complete(f, now);
+    else if (WS_UNLIKELY(now == WS_ASYNC))
+        ws_flow_async_complete(f);
 }
 
 /* A spawner's count of n (ws_spawn_slow's REMOTE paths). From inside f (one
  * of its tasks, or below one: that task's own count keeps the count above
- * zero, so no close can have sealed it), a plain fetch_add. From outside,
- * a CAS that refuses a sealed count and then writes nothing: false, the
- * close saw every task done and may have returned. Relaxed: the seal is an
- * RMW of the same word, so one of the two sees the other; the task's
- * effects are ordered by its completion's release. */
+ * zero, so no close can have seen zero), a plain fetch_add. From outside,
+ * a CAS that refuses, writing nothing, a sealed count (a sync close saw it
+ * at zero) or an async-closed flow's zero count (its done may be running:
+ * a zero there is final): false. Relaxed: the seal and the decrement to
+ * zero are RMWs of the same word, so of each pair one sees the other; the
+ * task's effects are ordered by its completion's release. */
 static bool ws_flow_count_in(ws_flow *f, int64_t n, bool inside)
 {
     if (inside) {
@@ -171,7 +172,7 @@ static bool ws_flow_count_in(ws_flow *f, int64_t n, bool inside)
     ws_hook(WS_HOOK_SPAWN_OUTSIDE, f);
     int64_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
     do
-        if (ws_state_sealed(s))
+        if (ws_state_sealed(s) || s == WS_ASYNC)
             return false;
     while (!atomic_compare_exchange_weak_explicit(&f->state, &s, s + n, memory_order_relaxed,
                                                   memory_order_relaxed));

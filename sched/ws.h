@@ -228,8 +228,9 @@ typedef struct weft_flow_rec_ {
     struct weft_pool *pool;
     ws_worker        *owner;  /* the pool's worker that opened it, or NULL */
     struct weft_ctx  *ctx_pin; /* lives until close: spawns with it borrow */
-    /* (outstanding tasks << 1) | WS_WAITER. The closer sleeps on its low
-     * 32 bits; a task's last touch of the flow is its decrement. */
+    /* (outstanding tasks << 1) | WS_WAITER, plus WS_ASYNC or WS_SEALED
+     * (below). The closer sleeps on its low 32 bits; a task's last touch
+     * of the flow is its decrement. */
     _Atomic(int64_t) state;
     _Atomic(int)      error;
     _Atomic(int)      canceled;     /* WS_CANCEL_*; state..canceled are zeroed at open as one */
@@ -257,17 +258,16 @@ enum { WS_CANCEL_SET = 1, WS_CANCEL_DONE = 2 };
 
 #define WS_WAITER ((int64_t)1)
 /* In state once weft_flow_close_async has handed the count over: no count
- * reaches this bit, and nobody sleeps on such a flow, so state WS_ASYNC
- * (or WS_ASYNC | WS_SEALED) tells the one whose RMW left it that the count
- * is zero; ws_flow_async_seal says whether that is the end. */
+ * reaches this bit, nobody sleeps on such a flow, and no spawn adds to a
+ * zero count (ws_flow_count_in), so state == WS_ASYNC says "all done, run
+ * done" to the one whose RMW made it so. */
 #define WS_ASYNC ((int64_t)1 << 62)
-/* In state once a closer saw the count at zero: the close of a flow without
- * owner (ws_flow_seal), or whoever took an async-closed flow's count to
- * zero (ws_flow_async_seal). Set with a fetch_or; a spawn from outside the
- * flow's tasks that finds it is refused and writes nothing
- * (ws_flow_count_in), so the close's "all done" stays true and done runs
- * once. Only the next open clears it. docs/scheduler.md, "A spawn racing
- * the close". */
+/* In state once the synchronous close of a flow without owner saw the
+ * count at zero (ws_flow_seal, a fetch_or, after the hand-over: the count
+ * never goes below zero after it); a spawn from outside the flow's tasks
+ * that finds it is refused and writes nothing (ws_flow_count_in), so the
+ * close's "all done" stays true. Never set with WS_ASYNC. Only the next
+ * open clears it. docs/scheduler.md, "A spawn racing the close". */
 #define WS_SEALED ((int64_t)1 << 61)
 
 /* Whether state s is sealed. An open flow's count may be negative (its
@@ -441,21 +441,12 @@ int  ws_flow_result(ws_flow *f); /* what its close returns: error, ECANCELED or 
 
 /* ---- weft_flow_close_async (sched/close_async.c) ----------------------- */
 
-/* Whoever took an async-closed flow's count to zero (state WS_ASYNC, with
- * or without WS_SEALED: now is the value its RMW left): whether it is the
- * one to complete f. If f was not sealed, seals it with an acq_rel fetch_or
- * (acquire: a racing spawn's task that came and went is seen; release: if
- * that spawn got in first, our access comes before its completer's):
- * true when the count was still zero. When sealed, no spawn adds to the
- * count any more, so the decrement that reached zero was the last: true.
- * Wakes nobody. */
-bool ws_flow_async_seal(ws_flow *f, int64_t now);
-
-/* Whoever took an async-closed flow's count to zero (now, as above), with
- * no access to f before: if ws_flow_async_seal says it is the completer,
+/* Whoever took an async-closed flow's state to exactly WS_ASYNC (its last
+ * task's completion, a spawner's own count), with no access to f before:
  * runs f's done here if this thread is a worker of f's pool, else hands f
- * to one (ws_flow_async_defer). */
-void ws_flow_async_complete(ws_flow *f, int64_t now);
+ * to one (ws_flow_async_defer). A zero count of such a flow is final: no
+ * spawn adds to it (ws_flow_count_in). */
+void ws_flow_async_complete(ws_flow *f);
 
 /* Any thread, for an async-closed flow whose count is zero and that nobody
  * else touches: pushes f on its pool's async_done stack (seq_cst CAS) and

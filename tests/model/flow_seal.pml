@@ -15,17 +15,20 @@
  *   sync:  magic = CLOSING; hand-over (+2K); wait for a zero count; seal
  *          (fetch_or); if the fetch_or found a count, wait again; return;
  *   async: magic = ASYNC; hand-over with ASYNC in one RMW; if that found
- *          the count at zero, the async seal and done.
- * Whoever's decrement leaves ASYNC (sealed or not) runs the async seal,
- * and done if it says so. Each RMW is one atomic step (an RMW of one
- * word: its modification order is the order of the steps); the CAS loop
+ *          the count at zero, done.
+ * An outsider's count refuses a sealed state and an async-closed flow's
+ * zero count (state == ASYNC); whoever's RMW leaves exactly ASYNC runs
+ * done, after which the flow may be freed: no write of state may follow.
+ * Each RMW is one atomic step (an RMW of one word: its modification order
+ * is the order of the steps); the CAS loop
  * is one step too, its successful iteration being an atomic read, check
  * and write. A wait is a blocking guard: the sleep and its wake-up (the
  * WAITER bit) are not modeled here, only the counts.
  *
  * Checked: no task runs after the close returned or done ran; when the
  * close returns or done runs, every accepted spawn's task has run; done
- * runs at most once (and, async, exactly once in the end); a spawn is
+ * runs at most once (and, async, exactly once in the end), and nothing
+ * writes the flow's state after it; a spawn is
  * refused by the count only once a closer sealed it, and no spawn of an
  * outsider is accepted after one of its own was refused; nobody is stuck
  * (an invalid end state).
@@ -34,7 +37,8 @@
  *   -DMUTANT_NO_SEAL         the sync close neither seals nor waits again
  *   -DMUTANT_NO_REWAIT       the sync close seals, but returns even when
  *                            the fetch_or found a count
- *   -DMUTANT_ASYNC_NO_SEAL   every decrement that leaves ASYNC runs done
+ *   -DMUTANT_ASYNC_ACCEPT_ZERO  an outsider counts into an async-closed
+ *                            flow's zero count
  *   -DMUTANT_BARE_BIT        sealed is the bit alone (a negative count
  *                            has it set too)
  */
@@ -66,31 +70,18 @@ byte dones = 0;
 byte spawners_done = 0;
 byte finished = 0;
 
-/* ws_flow_async_seal, then done when it says so. v: the value left. */
-inline async_complete(v)
+/* done: the flow may be freed from here on (no write of state after). */
+inline async_done()
 {
-#ifdef MUTANT_ASYNC_NO_SEAL
-    mine = true;
-#else
-    if
-    :: sealed(v) -> mine = true
-    :: else ->
-        d_step { mine = (state == FASYNC); state = state | SEALED; seal_set = true }
-    fi;
-#endif
-    if
-    :: mine ->
-        d_step { assert(ran == accepted); dones++; assert(dones == 1); closed = true }
-    :: else -> skip
-    fi
+    d_step { assert(ran == accepted); dones++; assert(dones == 1); closed = true }
 }
 
-/* ws_flow_uncount(n); the caller declares int left and bool mine. */
+/* ws_flow_uncount(n); the caller declares int left. */
 inline uncount(n)
 {
-    d_step { state = state - n; left = state };
+    d_step { assert(dones == 0); state = state - n; left = state };
     if
-    :: (left & ~SEALED) == FASYNC -> async_complete(left)
+    :: left == FASYNC -> async_done()
     :: else -> skip
     fi
 }
@@ -98,7 +89,7 @@ inline uncount(n)
 proctype Outsider()
 {
     byte tries = 0;
-    bool refused = false, counted, mine;
+    bool refused = false, counted;
     int left;
     do
     :: tries < S ->
@@ -108,7 +99,11 @@ proctype Outsider()
             d_step {
                 if
                 :: sealed(state) -> counted = false; assert(seal_set)
-                :: else -> counted = true; state = state + 4; accepted++; assert(!refused)
+#ifndef MUTANT_ASYNC_ACCEPT_ZERO
+                :: state == FASYNC -> counted = false
+#endif
+                :: else -> assert(dones == 0); counted = true; state = state + 4; accepted++;
+                    assert(!refused)
                 fi
             };
             if
@@ -126,7 +121,6 @@ proctype Outsider()
 
 proctype Worker()
 {
-    bool mine;
     int left;
     do
     :: atomic { queued > 0 -> queued--; assert(!closed); ran++ };
@@ -140,11 +134,10 @@ proctype Closer()
 {
     int old;
 #ifdef ASYNC
-    bool mine;
     magic = ASYNCED;
-    d_step { old = state; state = state + 2 * K + FASYNC };
+    d_step { assert(dones == 0); old = state; state = state + 2 * K + FASYNC };
     if
-    :: old + 2 * K == 0 -> async_complete(FASYNC)
+    :: old + 2 * K == 0 -> async_done()
     :: else -> skip
     fi;
 #else
