@@ -148,8 +148,7 @@ void ws_flow_uncount(ws_flow *f, int64_t n)
      * continues the release sequence). Unless we took an async-closed f to
      * zero, this is our last access to *f. */
     int64_t now = atomic_fetch_sub_explicit(&f->state, n, memory_order_release) - n;
-    int64_t left = now & ~WS_SEALED;
-    if (WS_UNLIKELY(left == WS_WAITER))
+    if (WS_UNLIKELY((now & ~WS_SEALED) == WS_WAITER))
         ws_futex_wake(ws_state_word(f), INT_MAX);
     else if (WS_UNLIKELY(now == WS_ASYNC))
         ws_flow_async_complete(f);
@@ -462,7 +461,7 @@ __attribute__((noinline)) static int ws_spawn_slow(ws_flow *f, weft_fn fn, void 
      * below them) spawn into it, and they count in state (REMOTE): the
      * opener's local count was handed over. A spawn from outside that read
      * the flow open races its close: ws_flow_count_in lets the close's
-     * seal decide. */
+     * seal, or an async-closed flow's final zero, decide. */
     bool inside = ws_flow_encloses_caller(f);
     bool async = atomic_load_explicit(&f->magic, memory_order_relaxed) == WS_FLOW_ASYNC;
     if (async && !inside)

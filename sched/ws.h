@@ -378,7 +378,7 @@ enum {
     WS_HOOK_REMOTE_PUSHED, /* a REMOTE spawn's item is in the injection queue,
                             * before its notify */
     WS_HOOK_SPAWN_OUTSIDE, /* a spawn from outside the flow's tasks read it
-                            * OPEN, before it counts (ws_flow_count_in) */
+                            * open, before it counts (ws_flow_count_in) */
 };
 extern void (*ws_test_hook)(int point, ws_flow *f);
 

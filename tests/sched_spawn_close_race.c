@@ -26,7 +26,7 @@
  * The flows stay allocated until the end, so a late task or a second done
  * touches valid memory and is counted, not a crash.
  * With the fix taken out (its first version: the outsider's CAS
- * ignoring it, both seals no-ops), 36 to 53 rounds in 400 failed in each
+ * ignoring the seal bit, both seals no-ops), 36 to 53 rounds in 400 failed in each
  * of 3 Release runs: late tasks, a second done, an accepted spawn after a
  * refusal, and a destroy that stayed EBUSY.
  *
