@@ -17,10 +17,16 @@ _Thread_local char ws_token WS_TLS;
 uint64_t ws_fork_gen;
 static _Atomic(unsigned) ws_pool_seq; /* pools created so far: weft_pool.seq */
 
-/* Spin this many empty rounds (each a sweep of all victims) before parking,
- * then yield this many: a stream of tiny tasks keeps workers awake, a pool
- * with nothing to do is asleep within tens of microseconds. */
-enum { WS_SPIN_ROUNDS = 64, WS_YIELD_ROUNDS = 16 };
+/* Empty rounds (each a sweep of all victims, then a sched_yield) before a
+ * worker parks, and before it parks again once woken: a stream of tiny
+ * tasks keeps workers awake, a pool with nothing to do is asleep within
+ * tens of microseconds. A round yields rather than pauses: where threads
+ * outnumber cores (an external submitter beside a pool as large as the
+ * machine), a worker that spins with pause holds a core the submitter
+ * waits for until its time slice ends; a yield hands the core over at once
+ * and takes about as long as the 32 pauses it replaced did here
+ * (docs/benchmarks.md, "Idle rounds yield"). */
+enum { WS_IDLE_ROUNDS = 80, WS_WOKEN_ROUNDS = 16 };
 
 static uint64_t ws_rand(ws_worker *w)
 {
@@ -451,10 +457,7 @@ static void ws_worker_loop(ws_worker *w)
         if (WS_OBSERVE && idle == 0)
             since = ws_now_ns();
         idle++;
-        if (idle < WS_SPIN_ROUNDS) {
-            for (int i = 0; i < 32; i++)
-                ws_cpu_relax();
-        } else if (idle < WS_SPIN_ROUNDS + WS_YIELD_ROUNDS || ws_peer_batch(w)) {
+        if (idle < WS_IDLE_ROUNDS || ws_peer_batch(w)) {
             sched_yield(); /* a peer's batch: watch it (ws_rescue), do not sleep */
         } else {
             ws_spin_end(w, idle, since);
@@ -464,7 +467,7 @@ static void ws_worker_loop(ws_worker *w)
             w->ring_defer_since = 0;
             w->ring_look_at = 0;
             since = WS_OBSERVE ? ws_now_ns() : 0;
-            idle = WS_SPIN_ROUNDS; /* woken: look around, yield, then sleep again */
+            idle = WS_IDLE_ROUNDS - WS_WOKEN_ROUNDS; /* woken: look around, then sleep again */
         }
     }
 }
