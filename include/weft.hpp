@@ -997,6 +997,18 @@ struct reduce_state {
     std::atomic<bool> stop{false};
 };
 
+/* On a worker: its pool's size, as weft_for's choice of a grain reads it.
+ * The inline fast path's per-thread struct names that pool; without it (a
+ * compiler it does not support), the machine's CPUs. */
+inline unsigned calling_pool_workers()
+{
+#ifdef WEFT_HAVE_FAST_
+    if (weft_thread_.pool)
+        return weft_pool_workers(weft_thread_.pool);
+#endif
+    return std::thread::hardware_concurrency();
+}
+
 template <class T, class I, class B, class C>
 T reduce_rec(reduce_state<T, I, B, C> &s, std::size_t b, std::size_t e)
 {
@@ -1036,7 +1048,7 @@ T parallel_reduce(weft_pool *p, I begin, I end, std::size_t grain, T identity, B
         return identity;
     if (grain == 0) {
         /* As weft_for: about eight pieces per worker. */
-        unsigned w = p ? weft_pool_workers(p) : weft_worker_index() >= 0 ? std::thread::hardware_concurrency()
+        unsigned w = p ? weft_pool_workers(p) : weft_worker_index() >= 0 ? calling_pool_workers()
                                                                           : weft_pool_workers(weft_default_pool());
         grain = std::max<std::size_t>(1, n / (std::size_t(std::max(w, 1u)) * 8));
     }

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -151,6 +152,26 @@ void reduces(weft::pool &p)
     });
     f.wait();
     CHECK_EQ(in_task, 1000);
+    // No grain inside a task: as many pieces as weft_for makes there, from
+    // the worker's own pool's size (not the machine's).
+    weft::pool big(std::thread::hardware_concurrency() + 3);
+    std::atomic<int> for_pieces{0}, reduce_pieces{0};
+    weft::flow g(big);
+    g.spawn([&] {
+        weft::parallel_for(0, 4096, [&for_pieces](int, int) { for_pieces++; });
+        long n = weft::parallel_reduce(
+            0L, 4096L, 0L,
+            [&reduce_pieces](long b, long e) {
+                reduce_pieces++;
+                return e - b;
+            },
+            [](long a, long b) { return a + b; });
+        CHECK_EQ(n, 4096);
+    });
+    g.wait();
+    CHECK(for_pieces.load() > 1);
+    CHECK_EQ(reduce_pieces.load(), for_pieces.load());
+    big.destroy();
 }
 
 long fib(int n)
