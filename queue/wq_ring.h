@@ -55,8 +55,8 @@ typedef struct wq_ring {
                          * at the flow's last count of its pushes) */
     bool light;         /* the producer's: publish with a release store
                          * (set by the lessee before its first push) */
-    bool yielded;       /* the producer side's (sched/: it gave up its CPU
-                         * once since the ring was last found with room) */
+    unsigned char yields; /* the producer side's (sched/: how often it gave
+                           * up its CPU since the ring last had room) */
     /* The consumers' line: head, and words 2 and 3 of every item (written
      * by wq_ring_set_common, read by a consumer after its CAS of head). */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head;

@@ -406,16 +406,24 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
 }
 
 /* A full ring: the workers are behind by WQ_RING_CAP items, and on a busy
- * machine the submitter's CPU is what they lack. So the first time it
- * finds the ring full since it last had room, it gives its CPU up once
- * (sched_yield) and tries again; after that it spills at once (it never
- * waits for a consumer). 4 threads on 2 workers spent 2-3x their CPU per
- * item in contended spills without it (docs/benchmarks.md). true: pushed. */
+ * machine the submitter's CPU is what they lack. So a spawn that finds the
+ * ring full gives its CPU up once (sched_yield) and tries again, and
+ * spills into the injection queue if it is still full; it never waits for
+ * a consumer. After WS_RING_FULL_YIELDS such yields without the ring having
+ * had room in between (the workers are stuck, or the yields found nobody
+ * to run), it spills at once, until a push finds room again. 4 threads on
+ * 2 workers spent 2-3x their CPU per item in contended spills without a
+ * yield; with 1 worker, one yield per full ring left the producers
+ * spilling while the yields ran another producer, not the worker: 16 took
+ * the median from 33 to 50 M/s (docs/benchmarks.md, "Yields on a full
+ * ring"). true: pushed. */
+enum { WS_RING_FULL_YIELDS = 16 };
+
 __attribute__((noinline)) static bool ws_ring_full(wq_ring *r, weft_fn fn, void *arg)
 {
-    if (r->yielded)
+    if (r->yields >= WS_RING_FULL_YIELDS)
         return false;
-    r->yielded = true;
+    r->yields++;
     sched_yield();
     return wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg);
 }
@@ -440,8 +448,8 @@ static inline bool ws_spawn_ring(ws_flow *f, weft_fn fn, void *arg)
     if (WS_UNLIKELY(!wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg))) {
         if (!ws_ring_full(r, fn, arg))
             return false;
-    } else if (WS_UNLIKELY(r->yielded)) {
-        r->yielded = false; /* room again: the next full ring yields once more */
+    } else if (WS_UNLIKELY(r->yields)) {
+        r->yields = 0; /* room again: a full ring may yield again */
     }
     WS_PROBE3(inject, pool, f, fn);
     if (WS_LIKELY(r->light))

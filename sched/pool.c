@@ -76,7 +76,7 @@ wq_ring *ws_ring_lease(struct weft_pool *p)
      * the last writer of tail handed the ring over to us. */
     r->mark = atomic_load_explicit(&r->tail, memory_order_relaxed);
     r->light = ws_asym_on();
-    r->yielded = false;
+    r->yields = 0;
     /* A parker that saw no bit in the mask after its announce skips the
      * membarrier (ws_park_wait), so a light ring's lessee must see that
      * announce by itself: a seq_cst fence after our seq_cst CAS puts every
