@@ -415,8 +415,8 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
  * 2 workers spent 2-3x their CPU per item in contended spills without a
  * yield; with 1 worker, one yield per full ring left the producers
  * spilling while the yields ran another producer, not the worker: 16 took
- * the median from 33 to 50 M/s (docs/benchmarks.md, "Yields on a full
- * ring"). true: pushed. */
+ * 4 submitters on 1 worker from 31 to 43 M/s, median (docs/benchmarks.md,
+ * "Yields on a full ring"). true: pushed. */
 enum { WS_RING_FULL_YIELDS = 16 };
 
 __attribute__((noinline)) static bool ws_ring_full(wq_ring *r, weft_fn fn, void *arg)
