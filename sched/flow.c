@@ -621,10 +621,18 @@ static void ws_flow_sleep(ws_flow *f, int64_t s, long timeout_ns)
 }
 
 /* Waits until every task counted in state is done. A worker helps its own
- * pool meanwhile; any other thread spins briefly, then sleeps. */
+ * pool meanwhile; any other thread spins briefly, then sleeps. One that has
+ * just woken a parked worker (its spawn did) spins with sched_yield, not
+ * pause, and for fewer rounds: the kernel often queues the woken worker on
+ * the waker's CPU, where a pause-spin would keep it waiting for the whole
+ * spin (an idle pool's one-task round trip: median 13.5 to 8.4 us,
+ * docs/benchmarks.md "A closer that woke a worker yields"). */
 static void ws_flow_wait(ws_flow *f, ws_worker *w)
 {
     long nap = 50000; /* a worker's nap grows to 1 ms: see docs/scheduler.md */
+    bool yield = !w && ws_woke;
+    if (!w)
+        ws_woke = false;
     for (unsigned spins = 0;;) {
         /* Acquire pairs with the release decrements in ws_flow_uncount. */
         int64_t s = atomic_load_explicit(&f->state, memory_order_acquire);
@@ -638,8 +646,11 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
                 continue;
             }
         }
-        if (++spins < 200) {
-            ws_cpu_relax();
+        if (++spins < (yield ? 64u : 200u)) {
+            if (yield)
+                sched_yield();
+            else
+                ws_cpu_relax();
             continue;
         }
         ws_flow_sleep(f, s, w ? nap : 0);

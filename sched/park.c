@@ -52,6 +52,8 @@ int ws_futex_wait(_Atomic(uint32_t) *addr, uint32_t expected, long timeout_ns)
     return (int)syscall(SYS_futex, (void *)addr, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
 }
 
+_Thread_local bool ws_woke WS_TLS;
+
 /* Only an address is passed: the kernel does not touch the memory, so this is
  * safe even after the word's owner may have freed it (a spurious wake-up at
  * worst, which every futex waiter tolerates). */
@@ -85,6 +87,7 @@ static void ws_wake(struct weft_pool *p, int n)
     /* Release pairs with the acquire load of epoch in ws_park_wait. */
     atomic_fetch_add_explicit(&p->park.epoch, 1, memory_order_release);
     ws_futex_wake(&p->park.epoch, n);
+    ws_woke = true;
 }
 
 /* After a notifier saw a sleeper: sends a wake-up of up to n workers

@@ -360,6 +360,11 @@ extern _Thread_local ws_worker *ws_self WS_TLS;
 extern _Atomic(uint64_t) ws_cancel_epoch; /* for flows whose chain crosses pools */
 extern uint64_t ws_fork_gen;
 extern _Thread_local char ws_token WS_TLS;
+/* Set by this thread's futex wake of a parked worker (sched/park.c
+ * ws_wake); read and cleared by this thread's wait in a close when it is no
+ * worker (sched/flow.c ws_flow_wait), which then yields instead of pausing
+ * while it spins. The thread's own: no ordering. */
+extern _Thread_local bool ws_woke WS_TLS;
 
 /* A unique address per live thread. */
 static inline const void *ws_thread_token(void)
