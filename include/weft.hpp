@@ -998,8 +998,9 @@ struct reduce_state {
 };
 
 /* On a worker: its pool's size, as weft_for's choice of a grain reads it.
- * The inline fast path's per-thread struct names that pool; without it (a
- * compiler it does not support), the machine's CPUs. */
+ * The inline fast path's per-thread struct (weft_inline.h) names that pool;
+ * on a target without the fast path (which the library itself needs), the
+ * machine's CPUs. */
 inline unsigned calling_pool_workers()
 {
 #ifdef WEFT_HAVE_FAST_

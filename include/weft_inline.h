@@ -1,6 +1,7 @@
 /*
  * weft_inline.h — the inline fast path of weft_join, included by weft.h.
- * Nothing here is API: the names ending in '_' are weft's, for this file.
+ * Nothing here is API: the names ending in '_' are weft's, for this file
+ * (and weft.hpp, which reads weft_thread_.pool).
  *
  * A join whose offered half is taken back at once (the common case: nobody
  * stole it) is a push of four words onto the calling worker's deque, b, a

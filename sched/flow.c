@@ -409,9 +409,10 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
  * machine the submitter's CPU is what they lack. So a spawn that finds the
  * ring full gives its CPU up once (sched_yield) and tries again, and
  * spills into the injection queue if it is still full; it never waits for
- * a consumer. After WS_RING_FULL_YIELDS such yields without the ring having
- * had room in between (the workers are stuck, or the yields found nobody
- * to run), it spills at once, until a push finds room again. 4 threads on
+ * a consumer. After WS_RING_FULL_YIELDS such yields with no spawn between
+ * them whose first push found room (the workers are stuck, or the yields
+ * found nobody to run), it spills at once, until a spawn's first push
+ * finds room again. 4 threads on
  * 2 workers spent 2-3x their CPU per item in contended spills without a
  * yield; with 1 worker, one yield per full ring left the producers
  * spilling while the yields ran another producer, not the worker: 16 took
@@ -622,11 +623,13 @@ static void ws_flow_sleep(ws_flow *f, int64_t s, long timeout_ns)
 
 /* Waits until every task counted in state is done. A worker helps its own
  * pool meanwhile; any other thread spins briefly, then sleeps. One that has
- * just woken a parked worker (its spawn did) spins with sched_yield, not
+ * woken a parked worker since its last wait here (a spawn of it did: the
+ * common case is this flow's) spins with sched_yield, not
  * pause, and for fewer rounds: the kernel often queues the woken worker on
  * the waker's CPU, where a pause-spin would keep it waiting for the whole
- * spin (an idle pool's one-task round trip: median 13.5 to 8.4 us,
- * docs/benchmarks.md "A closer that woke a worker yields"). */
+ * spin (an idle pool's one external task, 1 worker: start 11.9 to 8.4 us,
+ * round trip 15.1 to 10.1, medians; docs/benchmarks.md "A closer that
+ * woke a worker yields"). */
 static void ws_flow_wait(ws_flow *f, ws_worker *w)
 {
     long nap = 50000; /* a worker's nap grows to 1 ms: see docs/scheduler.md */

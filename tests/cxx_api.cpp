@@ -11,6 +11,7 @@
 
 #include "tests/check.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -153,24 +154,32 @@ void reduces(weft::pool &p)
     f.wait();
     CHECK_EQ(in_task, 1000);
     // No grain inside a task: as many pieces as weft_for makes there, from
-    // the worker's own pool's size (not the machine's).
-    weft::pool big(std::thread::hardware_concurrency() + 3);
+    // the worker's own pool's size (not the machine's). Four times the
+    // machine's CPUs (at most 512): a quarter of the grain, so 4x the pieces
+    // of a choice made from the CPUs.
+    unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    weft::pool big(std::min(4 * cpus, 512u));
+    const long n = 1L << 16;
+    std::size_t grain = std::max<std::size_t>(1, std::size_t(n) / (std::size_t(big.workers()) * 8));
+    int pieces = 1; // weft_for halves a range until it is no larger than the grain
+    for (long len = n; static_cast<std::size_t>(len) > grain; len = (len + 1) / 2)
+        pieces *= 2;
     std::atomic<int> for_pieces{0}, reduce_pieces{0};
     weft::flow g(big);
     g.spawn([&] {
-        weft::parallel_for(0, 4096, [&for_pieces](int, int) { for_pieces++; });
-        long n = weft::parallel_reduce(
-            0L, 4096L, 0L,
+        weft::parallel_for(0L, n, [&for_pieces](long, long) { for_pieces++; });
+        long got = weft::parallel_reduce(
+            0L, n, 0L,
             [&reduce_pieces](long b, long e) {
                 reduce_pieces++;
                 return e - b;
             },
             [](long a, long b) { return a + b; });
-        CHECK_EQ(n, 4096);
+        CHECK_EQ(got, n);
     });
     g.wait();
-    CHECK(for_pieces.load() > 1);
-    CHECK_EQ(reduce_pieces.load(), for_pieces.load());
+    CHECK_EQ(for_pieces.load(), pieces);
+    CHECK_EQ(reduce_pieces.load(), pieces);
     big.destroy();
 }
 
