@@ -412,12 +412,11 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
  * a consumer. After WS_RING_FULL_YIELDS such yields with no spawn between
  * them whose first push found room (the workers are stuck, or the yields
  * found nobody to run), it spills at once, until a spawn's first push
- * finds room again. 4 threads on
- * 2 workers spent 2-3x their CPU per item in contended spills without a
- * yield; with 1 worker, one yield per full ring left the producers
- * spilling while the yields ran another producer, not the worker: 16 took
- * 4 submitters on 1 worker from 31 to 43 M/s, median (docs/benchmarks.md,
- * "Yields on a full ring"). true: pushed. */
+ * finds room again. 4 threads on 2 workers spent 2-3x their CPU per item
+ * in contended spills without a yield; with 1 worker, one yield per full
+ * ring left the producers spilling while the yields ran another producer,
+ * not the worker: 16 took 4 submitters on 1 worker from 31 to 43 M/s,
+ * median (docs/benchmarks.md, "Yields on a full ring"). true: pushed. */
 enum { WS_RING_FULL_YIELDS = 16 };
 
 __attribute__((noinline)) static bool ws_ring_full(wq_ring *r, weft_fn fn, void *arg)
@@ -634,6 +633,7 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
 {
     long nap = 50000; /* a worker's nap grows to 1 ms: see docs/scheduler.md */
     bool yield = !w && ws_woke;
+    unsigned spin_rounds = yield ? 64 : 200;
     if (!w)
         ws_woke = false;
     for (unsigned spins = 0;;) {
@@ -649,7 +649,7 @@ static void ws_flow_wait(ws_flow *f, ws_worker *w)
                 continue;
             }
         }
-        if (++spins < (yield ? 64u : 200u)) {
+        if (++spins < spin_rounds) {
             if (yield)
                 sched_yield();
             else

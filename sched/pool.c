@@ -458,7 +458,9 @@ static void ws_worker_loop(ws_worker *w)
             since = ws_now_ns();
         idle++;
         if (idle < WS_IDLE_ROUNDS || ws_peer_batch(w)) {
-            sched_yield(); /* a peer's batch: watch it (ws_rescue), do not sleep */
+            /* An idle round; past them, a peer's batch: watch it
+             * (ws_rescue), do not sleep. */
+            sched_yield();
         } else {
             ws_spin_end(w, idle, since);
             pass = ws_park_wait(p, w, pass);
