@@ -838,8 +838,13 @@ struct join_frame {
     }
 };
 
+/* Half I's trampoline. The inline weft_join calls the half it runs itself
+ * directly: always_inline lets g++ inline it there (its try/catch looked
+ * too big, so every half cost a call and three saved registers:
+ * docs/cpp.md, Costs); the address taken for thieves and the library's
+ * join keeps an out-of-line copy. */
 template <int I, class A, class B>
-int join_run(void *arg) noexcept
+__attribute__((always_inline)) inline int join_run(void *arg) noexcept
 {
     auto *fr = static_cast<join_frame<A, B> *>(arg);
     try {
