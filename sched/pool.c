@@ -203,7 +203,7 @@ static size_t ws_rings_take(ws_worker *w, wq_item *batch, size_t max)
  * announced itself sees the lease and runs the membarrier, and one that
  * saw no lease read the mask before the lease in the total order, so the
  * lessee's fence makes its first push's notify see the announce, and wake
- * it (docs/inject.md, "A worker's batch"). */
+ * it (docs/inject.md, "A worker's batch"; tests/model/batch_light.pml). */
 static void ws_batch_keep(ws_worker *w, const wq_item *items, size_t n, bool light_ring)
 {
     if (n < 2)
