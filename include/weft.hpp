@@ -345,19 +345,15 @@ public:
     /* Closes the flow if it is open: waits for its tasks, drops their
      * failure. Destroying an open flow from inside it (one of its tasks)
      * cannot wait, and terminates the process. */
-    ~flow()
+    __attribute__((always_inline)) ~flow()
     {
         if (!open_)
             return;
-        if (async_.load(std::memory_order_acquire))
+        if (__builtin_expect(async_.load(std::memory_order_acquire), 0))
             std::terminate(); /* close_async's done has not run: its tasks use us */
         int rc = weft_flow_close(&f_);
         if (__builtin_expect(rc != 0, 0)) {
-            if (rc == EINVAL && still_open())
-                std::terminate();
-            release();
-            if (fail_.load(std::memory_order_acquire) == 2)
-                drop_failure();
+            destroy_failed(rc);
             return;
         }
         release();
@@ -398,9 +394,9 @@ public:
      * canceled without one. Called from inside the flow (one of its tasks,
      * or a task below one): std::system_error(EINVAL) and the flow stays
      * open. After it returns or throws otherwise, the flow is closed. */
-    void wait()
+    __attribute__((always_inline)) void wait()
     {
-        if (!open_)
+        if (__builtin_expect(!open_, 0))
             detail::throw_error(EINVAL, "weft::flow::wait: the flow is not open");
         int rc = weft_flow_close(&f_);
         if (__builtin_expect(rc == 0, 1)) {
@@ -575,6 +571,17 @@ private:
         auto fn = std::move(p->fn);
         delete p;
         fn(std::move(e));
+    }
+
+    /* The destructor's close returned rc (nonzero): dropped, unless the
+     * flow is still open (destroyed from inside it). */
+    __attribute__((noinline, cold)) void destroy_failed(int rc) noexcept
+    {
+        if (rc == EINVAL && still_open())
+            std::terminate();
+        release();
+        if (fail_.load(std::memory_order_acquire) == 2)
+            drop_failure();
     }
 
     [[noreturn]] __attribute__((noinline, cold)) void wait_failed(int rc)
