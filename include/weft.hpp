@@ -344,7 +344,9 @@ public:
 
     /* Closes the flow if it is open: waits for its tasks, drops their
      * failure. Destroying an open flow from inside it (one of its tasks)
-     * cannot wait, and terminates the process. */
+     * cannot wait, and terminates the process. Always inlined, as wait()
+     * is: g++ kept both out of line, and the close's inline fast path with
+     * them (docs/cpp.md, Costs). */
     __attribute__((always_inline)) ~flow()
     {
         if (!open_)
