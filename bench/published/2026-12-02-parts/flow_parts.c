@@ -157,20 +157,22 @@ __attribute__((noinline)) uint64_t fib_serial(int n)
     __asm__("" : "+r"(b));
     return a + b;
 }
-#define V(name, X)                                                            \
+/* A fib node with a flow per call, through OPEN, SPAWN and CLOSE. */
+#define FIB1(name, OPEN, SPAWN, CLOSE)                                        \
     static int name(void *p)                                                  \
     {                                                                         \
         fa *a = p;                                                            \
         if (a->n < 2) { a->r = (uint64_t)a->n; return 0; }                    \
         fa x = {a->n - 1, 0}, y = {a->n - 2, 0};                              \
         weft_flow f;                                                          \
-        p_open(&f, X);                                                        \
-        p_spawn(&f, name, &x, X);                                             \
+        OPEN;                                                                 \
+        SPAWN;                                                                \
         name(&y);                                                             \
-        p_close(&f, X);                                                       \
+        CLOSE;                                                                \
         a->r = x.r + y.r;                                                     \
         return 0;                                                             \
     }
+#define V(name, X) FIB1(name, p_open(&f, X), p_spawn(&f, name, &x, X), p_close(&f, X))
 V(v_all, 0)
 V(v_cancel, CANCEL)
 V(v_curflow, CURFLOW)
@@ -181,19 +183,7 @@ V(v_magic, MAGIC)
 V(v_openmin, OPENMIN | CANCEL | PENDING)
 V(v_checks, CHECKS)
 V(v_none, 255)
-static int fib_flow1(void *p)
-{
-    fa *a = p;
-    if (a->n < 2) { a->r = (uint64_t)a->n; return 0; }
-    fa x = {a->n - 1, 0}, y = {a->n - 2, 0};
-    weft_flow f;
-    weft_flow_open(&f, NULL);
-    weft_spawn(&f, fib_flow1, &x);
-    fib_flow1(&y);
-    weft_flow_close(&f);
-    a->r = x.r + y.r;
-    return 0;
-}
+FIB1(fib_flow1, weft_flow_open(&f, NULL), weft_spawn(&f, fib_flow1, &x), weft_flow_close(&f))
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
 int main(int argc, char **argv)
