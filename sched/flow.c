@@ -267,6 +267,84 @@ void ws_run(ws_worker *w, const wq_item *it, bool popped)
         ws_task_done(w, f); /* ws_flow_uncount, or batched: sched/done.c */
 }
 
+/* Whether the worker loop may run it in a streak (ws_run_streak): a task
+ * of a flow counted in its state (REMOTE, or LOCAL handed over by a take
+ * from the injection path, which ws_run counts in state too), with a
+ * context it borrows. */
+static inline bool ws_streak_item(const wq_item *it, bool popped)
+{
+    unsigned kind = it->w[2] & WS_KIND_MASK;
+    return (kind == WS_REMOTE || (kind == WS_LOCAL && !popped)) &&
+           ((it->w[2] & WS_PINNED) || !(it->w[3] & WS_CTX_REF));
+}
+
+void ws_run_streak(ws_worker *w, wq_item *it, bool popped)
+{
+    if (!ws_streak_item(it, popped)) {
+        ws_run(w, it, popped);
+        return;
+    }
+    /* The items that may follow it: REMOTE, same flow and pin bit. */
+    const uintptr_t tag = (it->w[2] & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE;
+    const uintptr_t cw = it->w[3];
+    ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
+    struct weft_ctx *ctx = (it->w[2] & WS_PINNED) ? f->ctx_pin : (struct weft_ctx *)cw;
+    const bool with_ctx = !(f->flags & WS_FLOW_NO_CTX);
+    ws_flow *prev = ws_cur_flow;
+    ws_cur_flow = f;
+    wctx_scope s, *outer = wctx_top;
+    if (with_ctx)
+        wctx_enter(&s, ctx);
+    for (unsigned k = 1;; k++) {
+        weft_fn fn = (weft_fn)it->w[0];
+        if (!with_ctx)
+            wctx_top = NULL; /* the worker's base context (ws_call) */
+        if (WS_LIKELY(!ws_flow_canceled_fast(f))) {
+            ws_task_begin(w, fn, f);
+            int r = fn((void *)it->w[1]);
+            /* What ws_call's leave and a new enter would do: drop a set
+             * the task made, back to the snapshot. */
+            if (with_ctx)
+                wctx_reset(&s, ctx);
+            ws_task_end(w, fn, f, r);
+            if (WS_UNLIKELY(r != 0))
+                ws_flow_fail(f, r);
+        } else {
+            WS_STAT(w, tasks_skipped, 1);
+        }
+        ws_task_done(w, f);
+        ws_check_forked(w);
+        /* A tracer attaching to a probe that inline paths skip sends the
+         * tasks' inline paths to the library within 32 tasks (the task
+         * probes themselves fire at once). */
+        if (k % 32 == 0)
+            ws_probes_poll(w);
+        /* The next item, from where the worker loop would take it. */
+        if (ws_take(w, it))
+            popped = true;
+        else if (wq_batch_take(&w->batch, it))
+            popped = false;
+        else
+            break;
+        if (WS_UNLIKELY(((it->w[2] & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE) != tag ||
+                        ((it->w[2] & WS_KIND_MASK) != WS_REMOTE && popped) ||
+                        (!(tag & WS_PINNED) && it->w[3] != cw))) {
+            /* Another flow or context: the worker loop's way for it. */
+            if (with_ctx)
+                wctx_leave(&s);
+            wctx_top = outer;
+            ws_cur_flow = prev;
+            ws_done_follow(w, it);
+            ws_run(w, it, popped);
+            return;
+        }
+    }
+    if (with_ctx)
+        wctx_leave(&s);
+    wctx_top = outer;
+    ws_cur_flow = prev;
+}
+
 /* ---- open / spawn / close ---------------------------------------------- */
 
 /* Initializes what every flow has; the opener sets the rest. */

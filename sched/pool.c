@@ -436,7 +436,7 @@ static void ws_worker_loop(ws_worker *w)
                 pass = false, ws_pass_wake(p);
             ws_done_follow(w, &it);
             ws_probes_poll(w);
-            ws_run(w, &it, true);
+            ws_run_streak(w, &it, true);
             idle = 0;
             continue;
         }
@@ -446,7 +446,7 @@ static void ws_worker_loop(ws_worker *w)
                 pass = false, ws_pass_wake(p);
             ws_done_follow(w, &it);
             ws_probes_poll(w);
-            ws_run(w, &it, false);
+            ws_run_streak(w, &it, false);
             idle = 0;
             continue;
         }

@@ -429,6 +429,16 @@ static inline void ws_done_follow(ws_worker *w, const wq_item *it)
         ws_done_follow_slow(w, f);
 }
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
+/* The worker loop of w only, at its top level (no task of w running), for
+ * an item it just took (popped: off its own deque). Runs it as ws_run
+ * would, and, if it is a task counted in its flow's state with a borrowed
+ * context, goes on with the items the loop would take next (own deque,
+ * then its batch) while they are tasks of the same flow and context: one
+ * scope, one current-flow switch and no loop round per task. Each task
+ * still gets its own cancel check, probes, trace events, counts and fork
+ * check. The first item of another kind it takes it runs through ws_run
+ * (after ws_done_follow), then returns. Orders and wakes as ws_run. */
+void ws_run_streak(ws_worker *w, wq_item *it, bool popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
 /* Worker w of p (its worker loop): sleeps if nothing is visible. pass:
