@@ -8,8 +8,9 @@
  * for flow D only while it is at its loop's top level between tasks, or
  * running a task of D there (and whatever that task helps with). D's
  * closer waits for that task anyway. Before the loop runs a task of any
- * other flow, and as soon as a search for work finds nothing (before any
- * spin, yield or sleep), it hands the count over, through
+ * other flow (a streak's tasks are of one flow; the item it ends at goes
+ * back to the loop), and as soon as a search for work finds nothing
+ * (before any spin, yield or sleep), it hands the count over, through
  * ws_flow_uncount, which wakes the closer as every completion does.
  * docs/scheduler.md ("Batched completion counts") has the argument.
  */

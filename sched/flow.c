@@ -278,23 +278,27 @@ static inline bool ws_streak_item(const wq_item *it, bool popped)
            ((it->w[2] & WS_PINNED) || !(it->w[3] & WS_CTX_REF));
 }
 
-void ws_run_streak(ws_worker *w, wq_item *it, bool popped)
+/* The context an item of f borrows (ws_streak_item said it borrows). */
+static inline struct weft_ctx *ws_streak_ctx(const ws_flow *f, const wq_item *it)
 {
-    if (!ws_streak_item(it, popped)) {
-        ws_run(w, it, popped);
-        return;
+    return (it->w[2] & WS_PINNED) ? f->ctx_pin : (struct weft_ctx *)it->w[3];
+}
+
+bool ws_run_streak(ws_worker *w, wq_item *it, bool *popped)
+{
+    if (!ws_streak_item(it, *popped)) {
+        ws_run(w, it, *popped);
+        return false;
     }
-    /* The items that may follow it: REMOTE, same flow and pin bit. */
-    const uintptr_t tag = (it->w[2] & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE;
-    const uintptr_t cw = it->w[3];
     ws_flow *f = (ws_flow *)(it->w[2] & ~(uintptr_t)WS_ITEM_BITS);
-    struct weft_ctx *ctx = (it->w[2] & WS_PINNED) ? f->ctx_pin : (struct weft_ctx *)cw;
+    struct weft_ctx *ctx = ws_streak_ctx(f, it);
     const bool with_ctx = !(f->flags & WS_FLOW_NO_CTX);
     ws_flow *prev = ws_cur_flow;
     ws_cur_flow = f;
     wctx_scope s, *outer = wctx_top;
     if (with_ctx)
         wctx_enter(&s, ctx);
+    bool more = false;
     for (unsigned k = 1;; k++) {
         weft_fn fn = (weft_fn)it->w[0];
         if (!with_ctx)
@@ -321,28 +325,24 @@ void ws_run_streak(ws_worker *w, wq_item *it, bool popped)
             ws_probes_poll(w);
         /* The next item, from where the worker loop would take it. */
         if (ws_take(w, it))
-            popped = true;
+            *popped = true;
         else if (wq_batch_take(&w->batch, it))
-            popped = false;
+            *popped = false;
         else
             break;
-        if (WS_UNLIKELY(((it->w[2] & ~(uintptr_t)WS_KIND_MASK) | WS_REMOTE) != tag ||
-                        ((it->w[2] & WS_KIND_MASK) != WS_REMOTE && popped) ||
-                        (!(tag & WS_PINNED) && it->w[3] != cw))) {
-            /* Another flow or context: the worker loop's way for it. */
-            if (with_ctx)
-                wctx_leave(&s);
-            wctx_top = outer;
-            ws_cur_flow = prev;
-            ws_done_follow(w, it);
-            ws_run(w, it, popped);
-            return;
+        /* Of f, and borrowing ctx, pinned or not: go on. Else the loop
+         * runs it (after handing over a count batched for f). */
+        if (WS_UNLIKELY((it->w[2] & ~(uintptr_t)WS_ITEM_BITS) != (uintptr_t)f ||
+                        !ws_streak_item(it, *popped) || ws_streak_ctx(f, it) != ctx)) {
+            more = true;
+            break;
         }
     }
     if (with_ctx)
         wctx_leave(&s);
     wctx_top = outer;
     ws_cur_flow = prev;
+    return more;
 }
 
 /* ---- open / spawn / close ---------------------------------------------- */

@@ -379,17 +379,16 @@ bool ws_find_work(ws_worker *w, wq_item *out)
     return n > 1 && ws_rescue(w, out);
 }
 
-/* Called where a worker returns into the scheduler from a task: in a
- * child of fork() (the task forked and returned) the pool has no other
- * workers and never will, so waiting or looking for work would hang or
- * run the parent's tasks a second time. The child exits instead, with
+/* A worker that returns into the scheduler from a task in a child of
+ * fork() (the task forked and returned; ws_check_forked): the pool has no
+ * other workers and never will, so waiting or looking for work would hang
+ * or run the parent's tasks a second time. The child exits instead, with
  * status 0 and as _exit does: without the atexit handlers and stdio
  * buffers it copied from the parent, which are the parent's to run and
  * flush. */
-void ws_check_forked(const ws_worker *w)
+void ws_forked_exit(void)
 {
-    if (WS_UNLIKELY(ws_self != w))
-        _exit(0);
+    _exit(0);
 }
 
 bool ws_help(ws_worker *w)
@@ -421,6 +420,16 @@ static inline void ws_spin_end(ws_worker *w, unsigned idle, uint64_t since)
 #endif
 }
 
+/* The worker loop's run of an item it found, and of each item of another
+ * flow or context its streak ended at (ws_run_streak). */
+static inline void ws_run_found(ws_worker *w, wq_item *it, bool popped)
+{
+    do {
+        ws_done_follow(w, it);
+        ws_probes_poll(w);
+    } while (ws_run_streak(w, it, &popped));
+}
+
 static void ws_worker_loop(ws_worker *w)
 {
     struct weft_pool *p = w->pool;
@@ -434,9 +443,7 @@ static void ws_worker_loop(ws_worker *w)
             ws_spin_end(w, idle, since);
             if (WS_UNLIKELY(pass))
                 pass = false, ws_pass_wake(p);
-            ws_done_follow(w, &it);
-            ws_probes_poll(w);
-            ws_run_streak(w, &it, true);
+            ws_run_found(w, &it, true);
             idle = 0;
             continue;
         }
@@ -444,9 +451,7 @@ static void ws_worker_loop(ws_worker *w)
             ws_spin_end(w, idle, since);
             if (WS_UNLIKELY(pass))
                 pass = false, ws_pass_wake(p);
-            ws_done_follow(w, &it);
-            ws_probes_poll(w);
-            ws_run_streak(w, &it, false);
+            ws_run_found(w, &it, false);
             idle = 0;
             continue;
         }

@@ -404,8 +404,8 @@ void ws_flow_uncount(ws_flow *f, int64_t n);
 /* ---- batched completion counts (sched/done.c) ---------------------------
  * The worker w only. ws_done_follow: before its loop runs item it at top
  * level (the item holds its flow open). ws_done_flush: when a search found
- * nothing, and before the loop ends. ws_task_done: ws_run's completion of a
- * task of f that is not the owner's own. */
+ * nothing, and before the loop ends. ws_task_done: ws_run's (or a
+ * streak's) completion of a task of f that is not the owner's own. */
 void ws_done_flush(ws_worker *w);
 void ws_done_follow_slow(ws_worker *w, ws_flow *f);
 
@@ -430,15 +430,17 @@ static inline void ws_done_follow(ws_worker *w, const wq_item *it)
 }
 void ws_run(ws_worker *w, const wq_item *it, bool popped);
 /* The worker loop of w only, at its top level (no task of w running), for
- * an item it just took (popped: off its own deque). Runs it as ws_run
- * would, and, if it is a task counted in its flow's state with a borrowed
- * context, goes on with the items the loop would take next (own deque,
- * then its batch) while they are tasks of the same flow and context: one
- * scope, one current-flow switch and no loop round per task. Each task
- * still gets its own cancel check, probes, trace events, counts and fork
- * check. The first item of another kind it takes it runs through ws_run
- * (after ws_done_follow), then returns. Orders and wakes as ws_run. */
-void ws_run_streak(ws_worker *w, wq_item *it, bool popped);
+ * an item it just took (*popped: off its own deque), after ws_done_follow
+ * and ws_probes_poll. Runs it as ws_run would, and, if it is a task
+ * counted in its flow's state with a borrowed context, goes on with the
+ * items the loop would take next (own deque, then its batch) while they
+ * are tasks of the same flow and context: one scope, one current-flow
+ * switch and no loop round per task. Each task still gets its own cancel
+ * check, probes, trace events, counts and fork check. Returns true when
+ * it took an item of another flow or context, left in *it (with *popped)
+ * for the loop to run the same way; false when it ran all it took. Orders
+ * and wakes as ws_run. */
+bool ws_run_streak(ws_worker *w, wq_item *it, bool *popped);
 bool ws_find_work(ws_worker *w, wq_item *out);     /* steal or inject pop */
 bool ws_help(ws_worker *w);                        /* run one found task */
 /* Worker w of p (its worker loop): sleeps if nothing is visible. pass:
@@ -449,7 +451,14 @@ bool ws_help(ws_worker *w);                        /* run one found task */
 bool ws_park_wait(struct weft_pool *p, ws_worker *w, bool pass);
 uint64_t ws_now_ns(void);                          /* CLOCK_MONOTONIC */
 bool ws_pool_usable(const struct weft_pool *p);
-void ws_check_forked(const ws_worker *w);          /* exits a fork child that got here */
+/* Called where a worker returns into the scheduler from a task: exits a
+ * fork child that got here (sched/pool.c, ws_forked_exit). */
+__attribute__((noreturn, cold)) void ws_forked_exit(void);
+static inline void ws_check_forked(const ws_worker *w)
+{
+    if (WS_UNLIKELY(ws_self != w))
+        ws_forked_exit();
+}
 bool ws_flow_is_canceled(ws_flow *f);
 bool ws_flow_encloses_caller(const ws_flow *f);    /* closing f here waits for itself */
 int  ws_flow_result(ws_flow *f); /* what its close returns: error, ECANCELED or 0 */

@@ -10,9 +10,11 @@
  *     every task runs once and the pool's counts are exact;
  *   - mixed: three external threads, each its own flow and value, some of
  *     each thread's spawns under a third value (weft_ctx_run: those go to
- *     the injection queue with a context of their own), on one and on two
- *     workers, with rings that fill and spill (batches of the injection
- *     queue then mix the flows): every task sees its own flow and value;
+ *     the injection queue with a context of their own) and an eighth of
+ *     each flow's tasks spawned by a thread in the empty context, on one
+ *     and on two workers, with rings that fill and spill (batches of the
+ *     injection queue then mix the flows and the contexts): every task
+ *     sees its own flow and value;
  *   - shared: the same with the three threads feeding from inside one
  *     captured context (weft_ctx_run), so that their flows' tasks share
  *     it: a streak must still end where the flow changes;
@@ -44,12 +46,16 @@ typedef struct feed {
 static feed feeds[FEEDERS];
 static size_t per_feed;
 
+/* A task's argument: its index << 2 | the context its spawn ran in. */
+enum { IN_FEED = 0, IN_OTHER = 1, IN_EMPTY = 2 };
+
 static int check_task(void *p)
 {
-    size_t i = (uintptr_t)p >> 1;
-    bool under_other = (uintptr_t)p & 1;
+    size_t i = (uintptr_t)p >> 2;
+    unsigned in = (uintptr_t)p & 3;
     feed *fd = &feeds[i / per_feed];
-    CHECK(weft_ctx_get(var) == (void *)(under_other ? (uintptr_t)OTHER : fd->value));
+    uintptr_t want = in == IN_OTHER ? (uintptr_t)OTHER : in == IN_EMPTY ? 1u : fd->value;
+    CHECK(weft_ctx_get(var) == (void *)want);
     CHECK(weft_current_flow() == &fd->flow);
     /* A set of the task's own: gone when it returns. */
     CHECK_EQ(weft_ctx_set(var, (void *)(uintptr_t)0xdead), 0);
@@ -63,22 +69,37 @@ typedef struct { feed *fd; size_t i; } spawn_one_arg;
 static int spawn_one(void *p)
 {
     spawn_one_arg *a = p;
-    return weft_spawn(&a->fd->flow, check_task, (void *)((a->i << 1) | 1));
+    return weft_spawn(&a->fd->flow, check_task, (void *)((a->i << 2) | IN_OTHER));
+}
+
+/* A thread that did not open the flow, in the empty context (a new
+ * thread's): its spawns go to the injection queue with no context, next
+ * to the opener's spilled ones, which borrow the pin. */
+static void *outsider(void *p)
+{
+    feed *fd = p;
+    for (size_t k = fd->n - fd->n / 8; k < fd->n; k++)
+        CHECK_EQ(weft_spawn(&fd->flow, check_task, (void *)(((fd->first + k) << 2) | IN_EMPTY)),
+                 0);
+    return NULL;
 }
 
 static int feed_all(void *p)
 {
     feed *fd = p;
     CHECK_EQ(weft_flow_open(&fd->flow, fd->pool), 0);
-    for (size_t k = 0; k < fd->n; k++) {
+    pthread_t out;
+    CHECK_EQ(pthread_create(&out, NULL, outsider, fd), 0);
+    for (size_t k = 0; k < fd->n - fd->n / 8; k++) {
         size_t i = fd->first + k;
         if (k % 7 == 3) {
             spawn_one_arg a = {fd, i};
             CHECK_EQ(weft_ctx_run(other, spawn_one, &a), 0);
         } else {
-            CHECK_EQ(weft_spawn(&fd->flow, check_task, (void *)(i << 1)), 0);
+            CHECK_EQ(weft_spawn(&fd->flow, check_task, (void *)((i << 2) | IN_FEED)), 0);
         }
     }
+    CHECK_EQ(pthread_join(out, NULL), 0);
     fd->rc = weft_flow_close(&fd->flow);
     return 0;
 }
@@ -150,9 +171,90 @@ static void run(unsigned workers, int nfeed, size_t n, size_t fail_at)
     CHECK_EQ(weft_pool_destroy(pool), 0);
 }
 
+/* switch: a streak of flow F ends at an item of flow H whose task waits
+ * for F's close to return: the worker must hand F's batched count over
+ * before it runs H's task, or F's close never returns. */
+static weft_flow sw_f, sw_h, sw_g;
+static atomic_int sw_gate_running, sw_gate_go, sw_spawned, sw_f_closed;
+
+static int sw_gate(void *p)
+{
+    (void)p;
+    atomic_store(&sw_gate_running, 1);
+    while (!atomic_load(&sw_gate_go))
+        usleep(100);
+    return 0;
+}
+
+static int sw_nothing(void *p)
+{
+    (void)p;
+    return 0;
+}
+
+static int sw_wait_f(void *p)
+{
+    (void)p;
+    /* A hang bound, not a timing: with the count held this never ends. */
+    for (int i = 0; i < 10000 && !atomic_load(&sw_f_closed); i++)
+        usleep(1000);
+    CHECK(atomic_load(&sw_f_closed));
+    return 0;
+}
+
+static void *sw_closer(void *p)
+{
+    (void)p;
+    while (!atomic_load(&sw_spawned))
+        usleep(100);
+    CHECK_EQ(weft_flow_close(&sw_f), 0);
+    atomic_store(&sw_f_closed, 1);
+    return NULL;
+}
+
+static void *sw_spawner(void *p)
+{
+    (void)p;
+    /* Not the opener: REMOTE items into the injection queue, in the base
+     * context, which is the flows' pin. */
+    CHECK_EQ(weft_spawn(&sw_f, sw_nothing, NULL), 0);
+    CHECK_EQ(weft_spawn(&sw_f, sw_nothing, NULL), 0);
+    CHECK_EQ(weft_spawn(&sw_h, sw_wait_f, NULL), 0);
+    atomic_store(&sw_spawned, 1);
+    return NULL;
+}
+
+static void test_switch(void)
+{
+    weft_pool *pool;
+    weft_pool_config cfg = {.workers = 1};
+    CHECK_EQ(weft_pool_create(&pool, &cfg), 0);
+    atomic_store(&sw_gate_running, 0);
+    atomic_store(&sw_gate_go, 0);
+    atomic_store(&sw_spawned, 0);
+    atomic_store(&sw_f_closed, 0);
+    CHECK_EQ(weft_flow_open(&sw_g, pool), 0);
+    CHECK_EQ(weft_flow_open(&sw_h, pool), 0);
+    CHECK_EQ(weft_flow_open(&sw_f, pool), 0);
+    /* The gate holds the only worker until all three items are queued. */
+    CHECK_EQ(weft_spawn(&sw_g, sw_gate, NULL), 0);
+    while (!atomic_load(&sw_gate_running))
+        usleep(100);
+    pthread_t c, s;
+    CHECK_EQ(pthread_create(&c, NULL, sw_closer, NULL), 0);
+    CHECK_EQ(pthread_create(&s, NULL, sw_spawner, NULL), 0);
+    CHECK_EQ(pthread_join(s, NULL), 0);
+    usleep(20000); /* the closer is asleep in F's close, most likely */
+    atomic_store(&sw_gate_go, 1);
+    CHECK_EQ(pthread_join(c, NULL), 0);
+    CHECK_EQ(weft_flow_close(&sw_h), 0);
+    CHECK_EQ(weft_flow_close(&sw_g), 0);
+    CHECK_EQ(weft_pool_destroy(pool), 0);
+}
+
 int main(void)
 {
-    watchdog_start(120);
+    watchdog_start(180);
     CHECK_EQ(weft_ctx_var_create(&var, "streak", (void *)1), 0);
     CHECK_EQ(weft_ctx_set(var, (void *)(uintptr_t)OTHER), 0);
     other = weft_ctx_capture();
@@ -187,6 +289,11 @@ int main(void)
     STAGE("fail: a task fails in the middle");
     for (unsigned workers = 1; workers <= 2; workers++)
         run(workers, FEEDERS, n, n + n / 2);
+    STAGE("switch: a streak ends at a task that waits for its flow's close");
+    for (int round = 0; round < 3; round++) {
+        ROUND(round);
+        test_switch();
+    }
     weft_ctx_release(other);
     return 0;
 }
