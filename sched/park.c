@@ -136,21 +136,19 @@ void ws_notify_after_rmw(struct weft_pool *p, int n)
         ws_wake_once(p, n, WS_WAKE_SENT, memory_order_seq_cst, false);
 }
 
-void ws_notify_light(struct weft_pool *p, int n)
+/* ws_notify_light (sched/ws.h) found sleepers. Its pairing: the
+ * producer's release store of tail comes before its load of sleepers in
+ * program order, and the compiler barrier keeps it there; the hardware may
+ * not (a store buffer), but a parker that announced itself and sees our
+ * ring leased runs a membarrier before its recheck (ws_asym_heavy), which
+ * puts a full barrier into this thread at some instruction: if that is
+ * after our store, the recheck sees it; if before, the load comes after
+ * the barrier, which comes after the announce, and sees it. A parker that
+ * saw no ring leased read the mask before our lease in the total order:
+ * the lease's fence makes the load see it (ws_ring_lease). */
+void ws_notify_light_wake(struct weft_pool *p, int n)
 {
-    /* The producer's release store of tail comes before this load in
-     * program order, and the compiler keeps it there; the hardware may not
-     * (a store buffer), but a parker that announced itself and sees our
-     * ring leased runs a membarrier before its recheck (ws_asym_heavy),
-     * which puts a full barrier into this thread at some instruction: if
-     * that is after our store, the recheck sees it; if before, this load
-     * comes after the barrier, which comes after the announce, and sees
-     * it. A parker that saw no ring leased read the mask before our lease
-     * in the total order: the lease's fence makes this load see it
-     * (ws_ring_lease). */
-    atomic_signal_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&p->park.sleepers, memory_order_relaxed))
-        ws_wake_once(p, n, WS_WAKE_SENT, memory_order_relaxed, false);
+    ws_wake_once(p, n, WS_WAKE_SENT, memory_order_relaxed, false);
 }
 
 /* ws_notify and ws_pass_wake: a seq_cst RMW of sleepers, then a wake-up

@@ -552,9 +552,17 @@ void ws_notify_after_rmw(struct weft_pool *p, int n);
 
 /* ws_notify for a ring's producer whose push was light (a release store of
  * tail; the ring's light flag, set only while ws_asym_on): a compiler
- * barrier and a relaxed load of sleepers. The parker's ws_asym_heavy is
- * both halves' full barrier (sched/asym.c). */
-void ws_notify_light(struct weft_pool *p, int n);
+ * barrier and a relaxed load of sleepers, inline (it follows every ring
+ * push), and the wake-up out of line (sched/park.c). The parker's
+ * ws_asym_heavy is both halves' full barrier (sched/asym.c): see
+ * ws_notify_light_wake for the pairing. */
+void ws_notify_light_wake(struct weft_pool *p, int n);
+static inline void ws_notify_light(struct weft_pool *p, int n)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    if (WS_UNLIKELY(atomic_load_explicit(&p->park.sleepers, memory_order_relaxed)))
+        ws_notify_light_wake(p, n);
+}
 
 /* A worker that left ws_park_wait with a PASS token (it returned true),
  * once it has found work: if anyone sleeps (a seq_cst RMW of sleepers, as
