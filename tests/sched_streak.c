@@ -182,7 +182,7 @@ static int sw_gate(void *p)
     (void)p;
     atomic_store(&sw_gate_running, 1);
     while (!atomic_load(&sw_gate_go))
-        usleep(100);
+        sleep_us(100);
     return 0;
 }
 
@@ -197,7 +197,7 @@ static int sw_wait_f(void *p)
     (void)p;
     /* A hang bound, not a timing: with the count held this never ends. */
     for (int i = 0; i < 10000 && !atomic_load(&sw_f_closed); i++)
-        usleep(1000);
+        sleep_us(1000);
     CHECK(atomic_load(&sw_f_closed));
     return 0;
 }
@@ -206,7 +206,7 @@ static void *sw_closer(void *p)
 {
     (void)p;
     while (!atomic_load(&sw_spawned))
-        usleep(100);
+        sleep_us(100);
     CHECK_EQ(weft_flow_close(&sw_f), 0);
     atomic_store(&sw_f_closed, 1);
     return NULL;
@@ -239,12 +239,12 @@ static void test_switch(void)
     /* The gate holds the only worker until all three items are queued. */
     CHECK_EQ(weft_spawn(&sw_g, sw_gate, NULL), 0);
     while (!atomic_load(&sw_gate_running))
-        usleep(100);
+        sleep_us(100);
     pthread_t c, s;
     CHECK_EQ(pthread_create(&c, NULL, sw_closer, NULL), 0);
     CHECK_EQ(pthread_create(&s, NULL, sw_spawner, NULL), 0);
     CHECK_EQ(pthread_join(s, NULL), 0);
-    usleep(20000); /* the closer is asleep in F's close, most likely */
+    sleep_us(20000); /* the closer is asleep in F's close, most likely */
     atomic_store(&sw_gate_go, 1);
     CHECK_EQ(pthread_join(c, NULL), 0);
     CHECK_EQ(weft_flow_close(&sw_h), 0);
