@@ -11,7 +11,9 @@
  *   - steals happen only with more than one worker (0 on a 1-worker pool,
  *     nonzero on 2 workers running a fork-join that needs them);
  *     steal_attempts >= steals;
- *   - parks and parked_ns grow while a pool idles; max_deque reaches at
+ *   - parks and parked_ns grow while a pool idles (idling and spawning
+ *     again until a park is counted: no fixed sleep outlasts the idle
+ *     rounds on a loaded machine); max_deque reaches at
  *     least the depth of a spawn burst on one worker;
  *   - the per-worker values add up to the sum (but wakeups, whose sum also
  *     counts wake-ups sent by other threads, and max_deque, whose sum is
@@ -227,11 +229,21 @@ int main(void)
     CHECK_EQ(s.tasks_spawned, s.tasks_run + s.tasks_skipped);
 
     STAGE("parks while idle");
+    /* A park is counted when the parked worker wakes. One spawn after an
+     * idle moment wakes a parked worker, but only if one has parked by
+     * then: a worker still in its idle rounds takes the spawn itself, and
+     * on a loaded machine (two ctest jobs, a TSan build) its 80 yields can
+     * outlast any fixed sleep. So idle and spawn again until a park is
+     * counted; a pool that never parks fails after 50 tries. */
     stats(two, -1, &before);
-    sleep_us(100000);
-    spawn_external(two, 1); /* wakes one */
-    sleep_us(100000);
-    stats(two, -1, &s);
+    for (int round = 0; round < 50; round++) {
+        sleep_us(100000);
+        spawn_external(two, 1); /* wakes one, if one sleeps */
+        sleep_us(10000);
+        stats(two, -1, &s);
+        if (s.parks > before.parks)
+            break;
+    }
     CHECK(s.parks > before.parks);
     CHECK(s.parked_ns > before.parked_ns);
     CHECK(s.wakeups > before.wakeups);
