@@ -73,6 +73,7 @@ static void test_after_idle(weft_pool *p, long rounds)
     unsigned seed = 12345;
     uint64_t before = atomic_load(&ran);
     for (long r = 0; r < rounds; r++) {
+        ROUND(r);
         if (r % 2 == 0) {
             double end = now_s() + 10;
             while (atomic_load(&p->park.sleepers) != p->nworkers && now_s() < end)

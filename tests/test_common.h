@@ -154,6 +154,59 @@ static inline int wait_flag(atomic_int *flag, double timeout_s)
     return 1;
 }
 
+/* How many of this process's threads whose name starts with prefix are
+ * blocked ('S' in /proc/self/task/TID/stat); *named gets how many there
+ * are (0: /proc cannot tell). */
+static inline int threads_sleeping(const char *prefix, int *named)
+{
+    int sleeping = 0;
+    *named = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    size_t len = strlen(prefix);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        /* "TID (name) S ...": the name may hold spaces and parentheses. */
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (!open || !close || close[1] != ' ' || (size_t)(close - open - 1) < len ||
+            strncmp(open + 1, prefix, len) != 0)
+            continue;
+        (*named)++;
+        sleeping += close[2] == 'S';
+    }
+    closedir(d);
+    return sleeping;
+}
+
+/* Waits until every thread named prefix* (the workers of a pool named
+ * prefix: "prefix-0", ...) is blocked, as parked workers are, seen so
+ * twice 10 ms apart; returns 0 after timeout_s or if /proc names none. A
+ * worker in its idle rounds is runnable: on a loaded machine those rounds
+ * can outlast any fixed sleep, so a test that needs a parked pool waits
+ * for one. */
+static inline int wait_threads_parked(const char *prefix, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    for (int seen = 0; seen < 2;) {
+        int named, sleeping = threads_sleeping(prefix, &named);
+        if (named == 0 || now_s() > end)
+            return 0;
+        seen = sleeping == named ? seen + 1 : 0;
+        sleep_us(10000);
+    }
+    return 1;
+}
+
 /* ---- watchdog ------------------------------------------------------------ */
 
 static _Atomic(const char *) test_stage_ = "start";
@@ -168,12 +221,23 @@ static void *watchdog_main_(void *arg)
 {
     double secs = *(double *)arg;
     free(arg);
-    double end = now_s() + secs;
-    while (now_s() < end)
+    double end = now_s() + secs, moved = now_s();
+    /* When the stage or round last changed: a test that is slow (a loaded
+     * machine) and one that is stuck (a lost wake-up) read differently. */
+    const char *stage = NULL;
+    long round = -2;
+    while (now_s() < end) {
+        const char *st = atomic_load_explicit(&test_stage_, memory_order_relaxed);
+        long r = atomic_load_explicit(&test_round_, memory_order_relaxed);
+        if (st != stage || r != round)
+            stage = st, round = r, moved = now_s();
         sleep_us(100000);
-    fprintf(stderr, "WATCHDOG: test still running after %.0f s, in stage: %s, round %ld\n",
+    }
+    fprintf(stderr,
+            "WATCHDOG: test still running after %.0f s, in stage: %s, round %ld "
+            "(unchanged for the last %.1f s)\n",
             secs, atomic_load_explicit(&test_stage_, memory_order_relaxed),
-            atomic_load_explicit(&test_round_, memory_order_relaxed));
+            atomic_load_explicit(&test_round_, memory_order_relaxed), now_s() - moved);
     fflush(stderr);
     _Exit(1);
     return NULL;

@@ -15,7 +15,8 @@
  *     opened is reported by weft_trace_stop (ENOENT);
  *   - DIR/main.json: a 2-worker pool "tr" runs fib through weft_join, a
  *     task that opens a flow and spawns many leaves into it, a weft_for,
- *     then idles (workers park), then one more flow wakes them;
+ *     then idles (from when both workers are seen parked), then one more
+ *     flow wakes them;
  *   - DIR/small.json: the same pool traced again with $WEFT_TRACE_EVENTS=16,
  *     so that the buffers fill and events are dropped;
  *   - DIR/odd.json: a 1-worker pool whose name has a quote and a backslash
@@ -271,9 +272,13 @@ int main(int argc, char **argv)
     run_root(p, trace_burst, (void *)(intptr_t)LEAVES);
     run_root(p, trace_for_root, NULL);
     CHECK_EQ(atomic_load(&for_sum), (unsigned long)FOR_N * (FOR_N - 1) / 2);
-    /* Idle: both workers park. */
+    /* Idle: both workers park. On a loaded machine their idle rounds can
+     * outlast any fixed sleep, so the window starts once both are seen
+     * blocked (where /proc names no thread, after 200 ms). */
+    if (!wait_threads_parked("tr-", 60))
+        sleep_us(200000);
     long idle0 = monotonic_ns();
-    sleep_us(200000);
+    sleep_us(100000);
     long idle1 = monotonic_ns();
     run_root(p, trace_burst, (void *)(intptr_t)LEAVES);
     CHECK_EQ(weft_trace_stop(p), 0);
