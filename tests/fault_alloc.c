@@ -1318,8 +1318,7 @@ int main(void)
     const char *replay = getenv("FAULT_ALLOC_N");
     const char *stride_env = getenv("FAULT_ALLOC_STRIDE");
     /* Sampled where each round is slow: under TSan, and under an emulator. */
-    const char *emu = getenv("WEFT_UNDER_EMULATOR");
-    bool slow = TEST_TSAN || (emu && *emu && strcmp(emu, "0") != 0);
+    bool slow = TEST_TSAN || test_env_flag("WEFT_UNDER_EMULATOR");
     long stride = stride_env && *stride_env ? atol(stride_env) : slow ? 8 : 1;
 
     stage("vars", op_var_create, true);

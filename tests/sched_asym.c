@@ -115,8 +115,7 @@ static void test_bursts(weft_pool *p, long rounds)
 static void test_fork(void)
 {
     STAGE("fork: the child's first pool registers again");
-    const char *emu = getenv("WEFT_UNDER_EMULATOR");
-    if (emu && *emu && strcmp(emu, "0") != 0) {
+    if (test_env_flag("WEFT_UNDER_EMULATOR")) {
         printf("sched_asym: fork stage skipped under the emulator\n");
         return;
     }

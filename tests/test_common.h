@@ -61,10 +61,17 @@
 #endif
 #define TEST_SANITIZED (TEST_TSAN || TEST_ASAN)
 
+/* Whether the environment variable name is set to something other than
+ * "" or "0". */
+static inline int test_env_flag(const char *name)
+{
+    const char *s = getenv(name);
+    return s && *s && strcmp(s, "0") != 0;
+}
+
 static inline int test_soak(void)
 {
-    const char *s = getenv("WEFT_SOAK");
-    return s && *s && strcmp(s, "0") != 0;
+    return test_env_flag("WEFT_SOAK");
 }
 
 /* Under an emulator (tests/CMakeLists.txt sets WEFT_UNDER_EMULATOR in a
@@ -72,8 +79,7 @@ static inline int test_soak(void)
  * CTest reports it as skipped. */
 static inline void test_skip_under_emulator(const char *why)
 {
-    const char *s = getenv("WEFT_UNDER_EMULATOR");
-    if (s && *s && strcmp(s, "0") != 0) {
+    if (test_env_flag("WEFT_UNDER_EMULATOR")) {
         printf("skipped under the emulator: %s\n", why);
         fflush(stdout);
         exit(77);
@@ -249,8 +255,8 @@ static inline void watchdog_start(double seconds)
     setvbuf(stdout, NULL, _IOLBF, 0);
     double *arg = malloc(sizeof *arg);
     CHECK(arg != NULL);
-    const char *loaded = getenv("WEFT_TEST_LOADED"); /* tests/run --loaded */
-    *arg = seconds * (test_soak() ? 10 : 1) * (loaded && *loaded && strcmp(loaded, "0") ? 10 : 1);
+    *arg = seconds * (test_soak() ? 10 : 1) *
+           (test_env_flag("WEFT_TEST_LOADED") ? 10 : 1); /* tests/run --loaded */
     pthread_t t;
     CHECK(pthread_create(&t, NULL, watchdog_main_, arg) == 0);
     pthread_detach(t);
