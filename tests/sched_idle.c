@@ -133,8 +133,11 @@ static void test_idle_cpu(void)
         burst(pools[i], SCALED(100000));
         gather_all(pools[i], &g[i]);
     }
-    /* Let the spinning and yielding phases end. */
-    sleep_us(200000);
+    /* Let the idle rounds end: on a loaded machine they can outlast any
+     * fixed sleep, so wait until every worker is seen blocked (where /proc
+     * names no thread, 200 ms). */
+    if (!wait_threads_parked("idle-", 60) || !wait_threads_parked("weft-", 60))
+        sleep_us(200000);
     double w0[NP], p0 = rusage_s(RUSAGE_SELF) - rusage_s(RUSAGE_THREAD), t0 = now_s();
     for (int i = 0; i < NP; i++)
         w0[i] = clocks_sum(&g[i]);
