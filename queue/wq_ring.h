@@ -57,6 +57,8 @@ typedef struct wq_ring {
                          * (set by the lessee before its first push) */
     unsigned char yields; /* the producer side's (sched/: how often it gave
                            * up its CPU since the ring last had room) */
+    uint64_t yield_at;    /* the producer side's (sched/: no yield on a
+                           * full ring before this time, ns) */
     /* The consumers' line: head, and words 2 and 3 of every item (written
      * by wq_ring_set_common, read by a consumer after its CAS of head). */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head;

@@ -494,15 +494,41 @@ int weft_flow_open(weft_flow *flow, weft_pool *pool)
  * in contended spills without a yield; with 1 worker, one yield per full
  * ring left the producers spilling while the yields ran another producer,
  * not the worker: 16 took 4 submitters on 1 worker from 31 to 43 M/s,
- * median (docs/benchmarks.md, "Yields on a full ring"). true: pushed. */
-enum { WS_RING_FULL_YIELDS = 16 };
+ * median (docs/benchmarks.md, "Yields on a full ring"). true: pushed.
+ *
+ * A yield can also run another program: on a loaded machine it then cost
+ * a time slice per full ring, and 200,000 spawns from one thread took
+ * 30-210 ms instead of 7-16 with no yield (docs/benchmarks.md, "Yields on
+ * a loaded machine"). So a yield that kept us off the CPU for longer than
+ * WS_YIELD_SLOW_NS (a ring's worth of our own spawns or tasks is tens of
+ * microseconds), during which this process's threads used less than half
+ * of one CPU, pauses the yields: the ring spills without yielding for
+ * WS_YIELD_PAUSE times that yield's length (up to 1 s), so that load that
+ * stays costs at most one slow yield in 64. A slow yield that ran our own
+ * threads (a worker, or other submitters: 4 of them on 2 CPUs) is what
+ * the yields are for, and does not pause them. */
+enum { WS_RING_FULL_YIELDS = 16, WS_YIELD_PAUSE = 64 };
+#define WS_YIELD_SLOW_NS 200000u
+#define WS_YIELD_PAUSE_MAX_NS 1000000000u
 
 __attribute__((noinline)) static bool ws_ring_full(wq_ring *r, weft_fn fn, void *arg)
 {
     if (r->yields >= WS_RING_FULL_YIELDS)
         return false;
+    uint64_t t0 = ws_now_ns();
+    if (t0 < r->yield_at) {
+        r->yields = WS_RING_FULL_YIELDS; /* spill until room again */
+        return false;
+    }
     r->yields++;
+    uint64_t c0 = ws_process_cpu_ns();
     sched_yield();
+    uint64_t took = ws_now_ns() - t0;
+    if (took > WS_YIELD_SLOW_NS && 2 * (ws_process_cpu_ns() - c0) < took) {
+        uint64_t pause = took * WS_YIELD_PAUSE;
+        r->yield_at = t0 + took + (pause < WS_YIELD_PAUSE_MAX_NS ? pause : WS_YIELD_PAUSE_MAX_NS);
+        r->yields = WS_RING_FULL_YIELDS;
+    }
     return wq_ring_push(r, (uintptr_t)fn, (uintptr_t)arg);
 }
 

@@ -178,11 +178,22 @@ void ws_pass_wake(struct weft_pool *p)
     ws_notify_marked(p, 1, WS_WAKE_PASS);
 }
 
-uint64_t ws_now_ns(void)
+static uint64_t ws_clock_ns(clockid_t c)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ws_now_ns(void)
+{
+    return ws_clock_ns(CLOCK_MONOTONIC);
+}
+
+/* A system call (no vDSO): the sum of every thread's CPU time. */
+uint64_t ws_process_cpu_ns(void)
+{
+    return ws_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 /* ws_park_wait takes the token (waking to 0): whether it was PASS. seq_cst
