@@ -58,7 +58,8 @@ typedef struct wq_ring {
     unsigned char yields; /* the producer side's (sched/: how often it gave
                            * up its CPU since the ring last had room) */
     uint64_t yield_at;    /* the producer side's (sched/: no yield on a
-                           * full ring before this time, ns) */
+                           * full ring before this time, ns; kept across
+                           * leases: the load it saw is the machine's) */
     /* The consumers' line: head, and words 2 and 3 of every item (written
      * by wq_ring_set_common, read by a consumer after its CAS of head). */
     _Alignas(WQ_CACHELINE) _Atomic(uint64_t) head;

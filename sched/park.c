@@ -178,10 +178,12 @@ void ws_pass_wake(struct weft_pool *p)
     ws_notify_marked(p, 1, WS_WAKE_PASS);
 }
 
+/* 0 if the clock cannot be read (a sandbox may refuse the system call). */
 static uint64_t ws_clock_ns(clockid_t c)
 {
     struct timespec ts;
-    clock_gettime(c, &ts);
+    if (clock_gettime(c, &ts) != 0)
+        return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

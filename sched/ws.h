@@ -449,8 +449,10 @@ bool ws_help(ws_worker *w);                        /* run one found task */
  * did not answer by sleeping, so it calls ws_pass_wake when it next finds
  * work. Wakes nobody itself. */
 bool ws_park_wait(struct weft_pool *p, ws_worker *w, bool pass);
-uint64_t ws_now_ns(void);                          /* CLOCK_MONOTONIC */
-uint64_t ws_process_cpu_ns(void);                  /* CLOCK_PROCESS_CPUTIME_ID */
+/* Any thread; no ordering. CLOCK_MONOTONIC (vDSO), and the process's CPU
+ * time (a system call: for the rare caller); 0 where the clock fails. */
+uint64_t ws_now_ns(void);
+uint64_t ws_process_cpu_ns(void);
 bool ws_pool_usable(const struct weft_pool *p);
 /* Called where a worker returns into the scheduler from a task: exits a
  * fork child that got here (sched/pool.c, ws_forked_exit). */
