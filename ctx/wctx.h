@@ -60,10 +60,13 @@ static inline wctx_scope *wctx_scope_current(void)
     return __builtin_expect(s != NULL, 1) ? s : wctx_base_scope_();
 }
 
-/* The current context, for a snapshot at spawn. No reference is taken. */
+/* The current context, for a snapshot at spawn. No reference is taken.
+ * The base scope's field is read directly, not through the out-of-line
+ * call (an external submitter's every spawn takes this path). */
 static inline struct weft_ctx *wctx_current(void)
 {
-    return wctx_scope_current()->cur;
+    wctx_scope *s = wctx_top;
+    return __builtin_expect(s != NULL, 1) ? s->cur : wctx_base.cur;
 }
 
 /* Enters a scope whose current context is ctx, borrowed (no reference).
