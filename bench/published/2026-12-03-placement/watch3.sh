@@ -1,6 +1,6 @@
 #!/bin/bash
 # watch3.sh LOG BIN...: when pp says far placement, one round of each binary (shuffled)
-log=$1; shift; end=$((SECONDS+1500)); n=0
+log=$1; shift; end=$((SECONDS+${WATCH_S:-1500})); n=0
 while [ $SECONDS -lt $end ] && [ $n -lt 10 ]; do
   v=$(./pp | awk '{print $1}')
   if [ "$v" -gt 200 ]; then n=$((n+1)); line="pp=$v"
