@@ -15,6 +15,5 @@ int main(int argc,char**argv){ size_t n=argc>1?atol(argv[1]):200000; unsigned w=
   for(size_t i=0;i<n;i++) if (weft_spawn(&f,tiny,&s[i])) abort();
   double t1=now();
   if (weft_flow_close(&f)) abort(); double t2=now();
-
   printf("%.2f ms (spawn %.2f close %.2f)\n",(t2-t0)*1e3,(t1-t0)*1e3,(t2-t1)*1e3); }
   weft_pool_destroy(p); return 0;}
