@@ -25,8 +25,17 @@ static _Atomic(unsigned) ws_pool_seq; /* pools created so far: weft_pool.seq */
  * machine), a worker that spins with pause holds a core the submitter
  * waits for until its time slice ends; a yield hands the core over at once
  * and takes about as long as the 32 pauses it replaced did here
- * (docs/benchmarks.md, "Idle rounds yield"). */
-enum { WS_IDLE_ROUNDS = 80, WS_WOKEN_ROUNDS = 16 };
+ * (docs/benchmarks.md, "Idle rounds yield").
+ * On a loaded machine a yield can hand the core to another program for
+ * its time slice, and 80 of them kept an idle worker runnable, not parked,
+ * for ~200 ms. So the worker also parks after WS_IDLE_SLOW_YIELDS yields
+ * of one idle spell that each kept it off the CPU for over WS_IDLE_SLOW_NS
+ * (quiet, a round is about a microsecond). Two, not one: a vCPU the host
+ * deschedules once in a stream of external spawns finds the stream's
+ * items when it comes back, and parking there would cost the producer
+ * wake-ups (bench/published/2026-12-03-idle-cap/). */
+enum { WS_IDLE_ROUNDS = 80, WS_WOKEN_ROUNDS = 16, WS_IDLE_SLOW_YIELDS = 2 };
+#define WS_IDLE_SLOW_NS 200000u
 
 static uint64_t ws_rand(ws_worker *w)
 {
@@ -433,7 +442,7 @@ static inline void ws_run_found(ws_worker *w, wq_item *it, bool popped)
 static void ws_worker_loop(ws_worker *w)
 {
     struct weft_pool *p = w->pool;
-    unsigned idle = 0;
+    unsigned idle = 0, slow = 0; /* empty rounds, and slow yields among them */
     uint64_t since = 0;
     bool pass = false; /* owes a ws_pass_wake (ws_park_wait) */
     for (;;) {
@@ -444,7 +453,7 @@ static void ws_worker_loop(ws_worker *w)
             if (WS_UNLIKELY(pass))
                 pass = false, ws_pass_wake(p);
             ws_run_found(w, &it, true);
-            idle = 0;
+            idle = slow = 0;
             continue;
         }
         if (wq_batch_take(&w->batch, &it) || ws_find_work(w, &it)) {
@@ -452,7 +461,7 @@ static void ws_worker_loop(ws_worker *w)
             if (WS_UNLIKELY(pass))
                 pass = false, ws_pass_wake(p);
             ws_run_found(w, &it, false);
-            idle = 0;
+            idle = slow = 0;
             continue;
         }
         ws_done_flush(w); /* nothing to do: no count may wait on us */
@@ -462,11 +471,16 @@ static void ws_worker_loop(ws_worker *w)
         if (WS_OBSERVE && idle == 0)
             since = ws_now_ns();
         idle++;
-        if (idle < WS_IDLE_ROUNDS || ws_peer_batch(w)) {
-            /* An idle round; past them, a peer's batch: watch it
-             * (ws_rescue), do not sleep. */
+        if ((idle < WS_IDLE_ROUNDS && slow < WS_IDLE_SLOW_YIELDS) || ws_peer_batch(w)) {
+            /* An idle round (until WS_IDLE_ROUNDS of them, or
+             * WS_IDLE_SLOW_YIELDS slow yields); past them, a peer's
+             * batch: watch it (ws_rescue), do not sleep. */
+            uint64_t t0 = ws_now_ns();
             sched_yield();
+            if (ws_now_ns() - t0 > WS_IDLE_SLOW_NS)
+                slow++;
         } else {
+            slow = 0;
             ws_spin_end(w, idle, since);
             pass = ws_park_wait(p, w, pass);
             /* Woken: the first look at a ring takes what it finds. */
