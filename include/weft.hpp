@@ -330,9 +330,9 @@ public:
 
     /* On the calling worker's pool, else the default pool (weft_flow_open
      * with NULL). */
-    flow() : flow(static_cast<weft_pool *>(nullptr)) {}
-    explicit flow(pool &p) : flow(p.native()) {}
-    explicit flow(weft_pool *p)
+    __attribute__((always_inline)) flow() : flow(static_cast<weft_pool *>(nullptr)) {}
+    __attribute__((always_inline)) explicit flow(pool &p) : flow(p.native()) {}
+    __attribute__((always_inline)) explicit flow(weft_pool *p)
     {
         int rc = weft_flow_open(&f_, p);
         if (rc)
@@ -544,7 +544,7 @@ private:
         }
     }
 
-    void submit(detail::task_hdr *h, weft_fn fn, const detail::task_ops *dead)
+    __attribute__((always_inline)) void submit(detail::task_hdr *h, weft_fn fn, const detail::task_ops *dead)
     {
         int rc = weft_spawn(&f_, fn, h);
         if (__builtin_expect(rc != 0, 0))
